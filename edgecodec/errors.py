@@ -1,0 +1,57 @@
+"""Typed exceptions. The CLI turns any :class:`EdgecodecError` into one line on stderr and a non-zero exit."""
+
+
+class EdgecodecError(Exception):
+    """Base class of every error edgecodec reports to a user."""
+
+
+class ModelError(EdgecodecError):
+    """A model file is missing, truncated, foreign or inconsistent."""
+
+
+class ConfigError(EdgecodecError):
+    """A configuration file or value is invalid; the message names the key."""
+
+
+class SourceError(EdgecodecError):
+    """A camera, video file or image folder cannot be opened or read."""
+
+
+class BitstreamError(EdgecodecError):
+    """Base class of every error raised while parsing packets or container files."""
+
+
+class BadMagicError(BitstreamError):
+    """The bytes do not start with the expected magic number."""
+
+
+class UnsupportedVersionError(BitstreamError):
+    """The format version is not one this build can read."""
+
+
+class TruncatedError(BitstreamError):
+    """The header or the payload is shorter than it claims to be."""
+
+
+class ChecksumError(BitstreamError):
+    """The CRC32 of the payload does not match the header."""
+
+
+class UnknownModelError(BitstreamError):
+    """The packet names a model fingerprint that this receiver does not hold."""
+
+
+class LayerRangeError(BitstreamError):
+    """The packet names a layer the model does not have."""
+
+
+class SizeLimitError(BitstreamError):
+    """A declared size is absurd; refused before anything is allocated."""
+
+
+class TrailingDataError(BitstreamError):
+    """Bytes follow the last complete packet of a file."""
+
+
+class TransportError(EdgecodecError):
+    """A socket could not be bound, connected or configured."""
