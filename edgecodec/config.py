@@ -1,0 +1,183 @@
+"""Rate-adaptation presets: TOML files validated into a frozen :class:`RateConfig`.
+
+Presets ship in ``edgecodec/configs/*.toml`` and are named by their stem (``balanced``); any other TOML file can be
+given by path. A preset is flat, and every key is optional except ``qerr_thresholds`` (unless ``fixed_layer`` is set)::
+
+    description = "what this preset is for"
+    qerr_thresholds = [0.0, 0.02, 0.04, 0.07, 0.11, 0.16]  # layer 1 (finest) .. layer N (coarsest)
+    min_layer = 1          # finest layer the sender may use (1-based)
+    max_layer = 6          # coarsest layer it may use; absent = the model's coarsest
+    fixed_layer = 3        # if set: every frame uses this layer (min_layer = max_layer = fixed_layer)
+    kbps = 0               # bitrate budget in kbit/s; 0 = unlimited
+    bucket_seconds = 1.0   # token-bucket size, in seconds of budget
+    hold_frames = 4        # frames a coarser quality choice must persist before it is taken
+    qerr_margin = 0.1      # relative hysteresis band around the thresholds
+
+A frame uses the coarsest layer whose normalised quantisation error is at most that layer's threshold; layers past
+the end of ``qerr_thresholds`` are reached only when the budget forces them. The number of layers of a model is known
+only at run time: :meth:`RateConfig.check_layers` validates the layer bounds against it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from edgecodec.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+MAX_LAYERS = 16
+_PRESET_PACKAGE = "edgecodec"
+_PRESET_DIR = "configs"
+
+
+@dataclass(frozen=True)
+class RateConfig:
+    """A validated rate-adaptation preset. Construct it directly or with :func:`load_rate_config`."""
+
+    name: str = "custom"
+    description: str = ""
+    qerr_thresholds: tuple[float, ...] = ()
+    min_layer: int = 1
+    max_layer: int | None = None
+    fixed_layer: int | None = None
+    kbps: float = 0.0
+    bucket_seconds: float = 1.0
+    hold_frames: int = 4
+    qerr_margin: float = 0.1
+    _label: str = field(default="", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        label = self._label or f"rate config {self.name!r}"
+        object.__setattr__(self, "_label", label)
+        object.__setattr__(self, "qerr_thresholds", tuple(float(t) for t in self.qerr_thresholds))
+        _check_range(label, "min_layer", self.min_layer, 1, MAX_LAYERS)
+        if self.max_layer is not None:
+            _check_range(label, "max_layer", self.max_layer, 1, MAX_LAYERS)
+            if self.max_layer < self.min_layer:
+                raise ConfigError(f"{label}: 'max_layer' ({self.max_layer}) must be >= 'min_layer' ({self.min_layer})")
+        if self.fixed_layer is not None:
+            _check_range(label, "fixed_layer", self.fixed_layer, 1, MAX_LAYERS)
+            if self.fixed_layer < self.min_layer or (self.max_layer is not None and self.fixed_layer > self.max_layer):
+                raise ConfigError(f"{label}: 'fixed_layer' ({self.fixed_layer}) lies outside min_layer..max_layer")
+        elif not self.qerr_thresholds:
+            raise ConfigError(f"{label}: 'qerr_thresholds' is required unless 'fixed_layer' is set")
+        if len(self.qerr_thresholds) > MAX_LAYERS:
+            raise ConfigError(
+                f"{label}: 'qerr_thresholds' has {len(self.qerr_thresholds)} entries, at most {MAX_LAYERS}"
+            )
+        for i, t in enumerate(self.qerr_thresholds):
+            if math.isnan(t) or t < 0:
+                raise ConfigError(f"{label}: 'qerr_thresholds' entry {i + 1} must be >= 0 (inf allowed), got {t}")
+        if not math.isfinite(self.kbps) or self.kbps < 0:
+            raise ConfigError(f"{label}: 'kbps' must be >= 0 (0 = unlimited), got {self.kbps}")
+        if not math.isfinite(self.bucket_seconds) or not 0 < self.bucket_seconds <= 60:
+            raise ConfigError(f"{label}: 'bucket_seconds' must be in (0, 60], got {self.bucket_seconds}")
+        _check_range(label, "hold_frames", self.hold_frames, 0, 1000)
+        if not math.isfinite(self.qerr_margin) or not 0 <= self.qerr_margin < 1:
+            raise ConfigError(f"{label}: 'qerr_margin' must be in [0, 1), got {self.qerr_margin}")
+
+    @property
+    def unlimited(self) -> bool:
+        """True when there is no bitrate budget."""
+        return self.kbps == 0
+
+    def check_layers(self, num_layers: int) -> tuple[int, int]:
+        """Check the layer bounds against a model with ``num_layers`` layers; return the usable (finest, coarsest)."""
+        if not 1 <= num_layers <= MAX_LAYERS:
+            raise ConfigError(f"{self._label}: a model with {num_layers} layers is not supported")
+        for key in ("min_layer", "max_layer", "fixed_layer"):
+            value = getattr(self, key)
+            if value is not None and value > num_layers:
+                raise ConfigError(f"{self._label}: {key!r} is {value} but the model has only {num_layers} layers")
+        if self.fixed_layer is not None:
+            return self.fixed_layer, self.fixed_layer
+        return self.min_layer, self.max_layer if self.max_layer is not None else num_layers
+
+    def threshold(self, layer: int) -> float:
+        """The qerr threshold of a 1-based layer; -inf for layers without one (never chosen for quality)."""
+        return self.qerr_thresholds[layer - 1] if layer <= len(self.qerr_thresholds) else -math.inf
+
+    def with_kbps(self, kbps: float | None) -> RateConfig:
+        """A copy with another budget (None keeps this one)."""
+        return self if kbps is None else replace(self, kbps=_as_float(self._label, "kbps", kbps))
+
+
+def _check_range(label: str, key: str, value: Any, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{label}: {key!r} must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{label}: {key!r} must be between {lo} and {hi}, got {value}")
+
+
+def _as_float(label: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{label}: {key!r} must be a number, got {value!r}")
+    return float(value)
+
+
+def _as_int(label: str, key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{label}: {key!r} must be an integer, got {value!r}")
+    return value
+
+
+def _parse(data: dict[str, Any], name: str, label: str) -> RateConfig:
+    known = {f.name for f in fields(RateConfig) if not f.name.startswith("_")} - {"name"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{label}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+    kwargs: dict[str, Any] = {"name": name, "_label": label}
+    for key, value in data.items():
+        if key == "description":
+            if not isinstance(value, str):
+                raise ConfigError(f"{label}: 'description' must be a string")
+            kwargs[key] = value
+        elif key == "qerr_thresholds":
+            if not isinstance(value, list):
+                raise ConfigError(f"{label}: 'qerr_thresholds' must be a list of numbers")
+            kwargs[key] = tuple(_as_float(label, key, v) for v in value)
+        elif key in ("min_layer", "max_layer", "fixed_layer", "hold_frames"):
+            kwargs[key] = _as_int(label, key, value)
+        else:
+            kwargs[key] = _as_float(label, key, value)
+    return RateConfig(**kwargs)
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped with the package."""
+    folder = resources.files(_PRESET_PACKAGE).joinpath(_PRESET_DIR)
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_rate_config(name_or_path: str, *, kbps: float | None = None) -> RateConfig:
+    """Load a shipped preset by name (``balanced``) or a TOML file by path; ``kbps`` overrides the budget."""
+    text = str(name_or_path)
+    if text.endswith(".toml") or "/" in text or "\\" in text:
+        path = Path(text)
+        label = f"rate config {path.name!r}"
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{label}: cannot read {text}: {exc.strerror or exc}") from None
+        name = path.stem
+    else:
+        names = preset_names()
+        if text not in names:
+            raise ConfigError(f"unknown rate preset {text!r} (choose from {', '.join(names)}, or give a .toml path)")
+        label = f"rate preset {text!r}"
+        raw = resources.files(_PRESET_PACKAGE).joinpath(_PRESET_DIR, f"{text}.toml").read_bytes()
+        name = text
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{label}: not valid TOML: {exc}") from None
+    return _parse(data, name, label).with_kbps(kbps)

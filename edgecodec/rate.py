@@ -1,0 +1,138 @@
+"""Per-frame layer choice: quality thresholds with hysteresis, then a token-bucket bitrate budget.
+
+Layers are 1-based; layer 1 is the finest (most bits), a larger layer is coarser. For each frame:
+
+1. *Quality.* The candidate is the coarsest layer within the bounds whose quantisation error is at most its threshold
+   (the finest allowed layer if none is). Hysteresis: the layer held now keeps a threshold widened by ``qerr_margin``,
+   coarser layers must beat a threshold narrowed by it, and a coarser candidate is taken only after it has persisted
+   for ``hold_frames`` frames. A finer candidate (the picture got harder) is taken at once.
+2. *Budget.* From the quality layer towards coarser ones, the first layer whose coded size fits the token bucket is
+   chosen; if none fits, the coarsest allowed layer is sent and the frame is counted as over budget (the bucket goes
+   into debt, so the long-run rate still converges to the budget).
+
+The controller is deterministic: time is passed in. :meth:`RateController.commit` charges the bits actually sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgecodec.config import RateConfig
+
+CodedBits = Sequence[int] | Callable[[int], int] | None
+
+
+@dataclass
+class RateStats:
+    """Counters of a :class:`RateController`."""
+
+    frames: int = 0
+    switches: int = 0
+    over_budget: int = 0
+    bits: int = 0
+    layer_counts: dict[int, int] = field(default_factory=dict)
+
+
+class RateController:
+    """Chooses one layer per frame from its quantisation errors, coded sizes and the bitrate budget."""
+
+    def __init__(self, config: RateConfig, num_layers: int) -> None:
+        self.config = config
+        self.num_layers = num_layers
+        self.finest, self.coarsest = config.check_layers(num_layers)
+        self.capacity = config.kbps * 1000.0 * config.bucket_seconds
+        self.tokens = self.capacity
+        self.stats = RateStats()
+        self._last_time: float | None = None
+        self._held: int | None = None  # quality layer currently held by the hysteresis
+        self._pending = 0
+        self._last_choice: int | None = None
+
+    # -- quality -------------------------------------------------------------------------------------------------
+    def quality_layer(self, qerr: np.ndarray) -> int:
+        """The layer the thresholds and hysteresis ask for (updates the hysteresis state)."""
+        qerr = np.asarray(qerr, dtype=np.float64).reshape(-1)
+        if qerr.shape[0] != self.num_layers:
+            raise ValueError(f"qerr has {qerr.shape[0]} entries, the model has {self.num_layers} layers")
+        held, margin = self._held, self.config.qerr_margin
+        candidate = self.finest
+        for layer in range(self.finest, self.coarsest + 1):
+            threshold = self.config.threshold(layer)
+            if held is not None and layer == held:
+                threshold *= 1 + margin
+            elif held is not None and layer > held:
+                threshold *= 1 - margin
+            if qerr[layer - 1] <= threshold:  # NaN never passes
+                candidate = layer
+        if held is None or candidate < held:
+            held, self._pending = candidate, 0
+        elif candidate > held:
+            self._pending += 1
+            if self._pending >= self.config.hold_frames:
+                held, self._pending = candidate, 0
+        else:
+            self._pending = 0
+        self._held = held
+        return held
+
+    # -- budget --------------------------------------------------------------------------------------------------
+    def _refill(self, now: float) -> None:
+        if self._last_time is not None and now > self._last_time:
+            self.tokens = min(self.capacity, self.tokens + (now - self._last_time) * self.config.kbps * 1000.0)
+        if self._last_time is None or now > self._last_time:
+            self._last_time = now
+
+    def choose(self, qerr: np.ndarray, coded_bits: CodedBits, now: float) -> int:
+        """Pick the 1-based layer for one frame.
+
+        ``coded_bits`` gives the size in bits of the packet for each layer: a sequence indexed by layer - 1, or a
+        callable ``layer -> bits`` (so a sender codes only the layers it needs). It may be None without a budget.
+        """
+        layer = self.quality_layer(qerr)
+        if not self.config.unlimited:
+            if coded_bits is None:
+                raise ValueError("coded_bits is required when a bitrate budget is set")
+            size = coded_bits if callable(coded_bits) else (lambda layer_: int(coded_bits[layer_ - 1]))
+            self._refill(now)
+            for candidate in range(layer, self.coarsest + 1):
+                if size(candidate) <= self.tokens:
+                    layer = candidate
+                    break
+            else:
+                layer = self.coarsest
+                self.stats.over_budget += 1
+        self.stats.frames += 1
+        self.stats.layer_counts[layer] = self.stats.layer_counts.get(layer, 0) + 1
+        if self._last_choice is not None and layer != self._last_choice:
+            self.stats.switches += 1
+        self._last_choice = layer
+        return layer
+
+    def commit(self, layer: int, bits: int, now: float) -> None:
+        """Charge the bits of the packet actually sent for ``layer`` to the token bucket."""
+        if not self.finest <= layer <= self.coarsest:
+            raise ValueError(f"layer {layer} outside {self.finest}..{self.coarsest}")
+        if bits < 0:
+            raise ValueError("bits must be >= 0")
+        self.stats.bits += int(bits)
+        if not self.config.unlimited:
+            self._refill(now)
+            self.tokens -= bits
+
+    def step(self, qerr: np.ndarray, coded_bits: Sequence[int], now: float) -> int:
+        """:meth:`choose` then :meth:`commit` the chosen layer's size; returns the layer."""
+        layer = self.choose(qerr, coded_bits, now)
+        self.commit(layer, int(coded_bits[layer - 1]), now)
+        return layer
+
+    @property
+    def fill(self) -> float:
+        """Bucket fill in [-inf, 1]: tokens over capacity (1.0 without a budget)."""
+        return 1.0 if self.capacity == 0 else self.tokens / self.capacity
+
+    def __repr__(self) -> str:
+        budget = "unlimited" if self.config.unlimited else f"{self.config.kbps:g} kbps, fill {self.fill:.2f}"
+        return f"RateController({self.config.name!r}, layers {self.finest}..{self.coarsest}, {budget})"
