@@ -50,7 +50,7 @@ DEFAULT_STREAM = "main"
 DEFAULT_PORT = 5555
 SENDER_HWM = 8
 RECEIVER_HWM = 16
-MAX_MESSAGE_BYTES = 64 << 20
+MAX_MESSAGE_BYTES = (64 << 20) + (64 << 10)  # the largest legal packet (64 MiB payload) plus headroom for its header
 _STREAM_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _MAX_SUBSCRIPTIONS = 1024
 
