@@ -1,0 +1,167 @@
+"""The HQA stack: layer 1 reads pixels, layer l > 1 reads the normalised z_e of layer l - 1.
+
+Device path (deterministic, argmin):
+  * :meth:`HQAStack.encode` runs every encoder in one pass and returns the ids and the normalised quantisation error
+    of every layer.
+  * :meth:`HQAStack.decode` turns the ids of one layer into frames by running decoders L, L-1, ..., 1. Between two
+    decoders the reconstructed z_e is, if ``requantize`` is set, snapped to the lower layer's codebook (HQA's
+    hierarchy), otherwise passed on as it is.
+
+Frames are float tensors (N, 3, H, W) in [0, 1] with H and W multiples of :attr:`HQAStack.multiple`; see
+:mod:`edgecodec.codec` for padding and uint8 frames of any size.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from edgecodec.nn.layers import HQALayer, LayerConfig
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a stack: one :class:`LayerConfig` per layer, finest first."""
+
+    layers: tuple[LayerConfig, ...]
+    requantize: bool = True
+    name: str = "hqa"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "requantize": self.requantize, "layers": [asdict(c) for c in self.layers]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return cls(
+            layers=tuple(LayerConfig(**c) for c in d["layers"]),
+            requantize=bool(d.get("requantize", True)),
+            name=str(d.get("name", "hqa")),
+        )
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def default_config() -> ModelConfig:
+    """The shipped architecture: 5 rates from ~2 bpp down to ~0.01 bpp (fixed-length)."""
+    return ModelConfig(
+        layers=(
+            LayerConfig(codebook_size=256, code_dim=8, hidden=96, res_blocks=0, space_to_depth=True),  # 1/2: 2.00 bpp
+            LayerConfig(codebook_size=512, code_dim=16, hidden=96, res_blocks=0),  # 1/4:  0.56 bpp
+            LayerConfig(codebook_size=1024, code_dim=32, hidden=128, res_blocks=1),  # 1/8:  0.156 bpp
+            LayerConfig(codebook_size=1024, code_dim=32, hidden=128, res_blocks=1),  # 1/16: 0.039 bpp
+            LayerConfig(codebook_size=1024, code_dim=32, hidden=128, res_blocks=1),  # 1/32: 0.0098 bpp
+        )
+    )
+
+
+def tiny_config() -> ModelConfig:
+    """A small stack for tests: 3 layers, untrained weights are enough to exercise every code path."""
+    return ModelConfig(
+        layers=(
+            LayerConfig(codebook_size=64, code_dim=8, hidden=16, res_blocks=1),
+            LayerConfig(codebook_size=64, code_dim=8, hidden=16, res_blocks=1),
+            LayerConfig(codebook_size=32, code_dim=8, hidden=16, res_blocks=1),
+        ),
+        name="tiny",
+    )
+
+
+class Encoded(NamedTuple):
+    ids: list[torch.Tensor]  # per layer, (N, h_l, w_l) int64
+    qerr: torch.Tensor  # (N, L) normalised quantisation error
+
+
+class HQAStack(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if len(config.layers) < 1:
+            raise ValueError("a model needs at least one layer")
+        self.config = config
+        in_chs = [3] + [c.code_dim for c in config.layers[:-1]]
+        self.layers = nn.ModuleList(HQALayer(i, c) for i, c in zip(in_chs, config.layers, strict=True))
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def multiple(self) -> int:
+        """Frame sides must be multiples of this (2 ** number of layers)."""
+        return 2**self.num_layers
+
+    def factor(self, layer: int) -> int:
+        """Downsampling factor of ``layer`` (1-based) relative to pixels."""
+        self._check_layer(layer)
+        return 2**layer
+
+    def _check_layer(self, layer: int) -> None:
+        if not 1 <= layer <= self.num_layers:
+            raise ValueError(f"layer {layer} out of range 1..{self.num_layers}")
+
+    # ---- encoder side -------------------------------------------------------------------------------
+    def layer_input(self, x: torch.Tensor, layer: int) -> torch.Tensor:
+        """Input of ``layer``: pixels - 0.5 for layer 1, else the normalised z_e of the layer below."""
+        h = x - 0.5
+        for lyr in self.layers[: layer - 1]:
+            h = lyr.normalize(lyr.encode_ze(h))
+        return h
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, max_layer: int | None = None) -> Encoded:
+        """Ids and normalised quantisation error of every layer (up to ``max_layer``), in one pass."""
+        top = self.num_layers if max_layer is None else max_layer
+        self._check_layer(top)
+        h = x - 0.5
+        ids, qerr = [], []
+        for lyr in self.layers[:top]:
+            z_e = lyr.encode_ze(h)
+            i = lyr.quantizer.ids(z_e)
+            ids.append(i)
+            qerr.append(lyr.qerr(z_e, i))
+            h = lyr.normalize(z_e)
+        return Encoded(ids, torch.stack(qerr, 1))
+
+    # ---- decoder side -------------------------------------------------------------------------------
+    def decode_from(self, z_q: torch.Tensor, layer: int) -> torch.Tensor:
+        """Run decoders ``layer`` .. 1 starting from quantised vectors of ``layer``; returns frames in [0, 1]."""
+        h = z_q
+        for idx in range(layer - 1, 0, -1):
+            below = self.layers[idx - 1]
+            z_e = below.denormalize(self.layers[idx].decoder(h))
+            h = below.quantizer.lookup(below.quantizer.ids(z_e)) if self.config.requantize else z_e
+        return (self.layers[0].decoder(h) + 0.5).clamp(0, 1)
+
+    @torch.no_grad()
+    def decode(self, ids: torch.Tensor, layer: int) -> torch.Tensor:
+        """Frames (N, 3, H, W) in [0, 1] from the ids (N, h, w) of ``layer`` (1-based)."""
+        self._check_layer(layer)
+        return self.decode_from(self.layers[layer - 1].quantizer.lookup(ids), layer)
+
+    def forward(self, x: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Training path of ``layer``: (reconstruction of its input, ids, losses).
+
+        The reconstruction target is ``layer_input(x, layer)``. In eval mode this quantises by argmin, so
+        ``decode_from(quantised, layer)`` equals ``decode(encode(x).ids[layer - 1], layer)``.
+        """
+        self._check_layer(layer)
+        lyr = self.layers[layer - 1]
+        with torch.no_grad():
+            h = self.layer_input(x, layer)
+        z_e = lyr.encode_ze(h)
+        if self.training:
+            lyr.update_stats(z_e)
+        z_q, ids, losses = lyr.quantizer(z_e)
+        return lyr.decoder(z_q), ids, losses
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, layer: int) -> torch.Tensor:
+        """Pixels reconstructed through ``layer`` along the training path (eval mode gives the device result)."""
+        lyr = self.layers[layer - 1]
+        z_q, _, _ = lyr.quantizer(lyr.encode_ze(self.layer_input(x, layer)))
+        return self.decode_from(z_q, layer)

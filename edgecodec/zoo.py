@@ -1,0 +1,182 @@
+"""Model files: safetensors weights with a JSON model card beside them, fingerprints, and the model registry.
+
+A model ``NAME`` is the pair ``NAME.safetensors`` + ``NAME.json``. The weights file alone is enough to decode: its
+metadata holds the architecture and the fingerprint. Nothing is ever loaded with pickle.
+
+The fingerprint is the first 8 bytes of a SHA-256 over the canonical architecture JSON and every tensor (name,
+dtype, shape, bytes) of the weights file, priors included: everything that decoding depends on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
+
+from edgecodec.errors import ModelError
+from edgecodec.nn import HQAStack, ModelConfig
+
+DEFAULT_MODEL = "hqa5"
+FINGERPRINT_BYTES = 8
+MAX_MODEL_BYTES = 256 * 1024 * 1024
+
+
+def models_dirs() -> list[Path]:
+    """Where model names are looked up: $EDGECODEC_MODELS (os.pathsep-separated), then the project's models/."""
+    dirs = [Path(p) for p in os.environ.get("EDGECODEC_MODELS", "").split(os.pathsep) if p]
+    return dirs + [Path(__file__).resolve().parents[1] / "models"]
+
+
+@dataclass
+class Model:
+    """A loaded model: the network, the integer priors of its ids, its fingerprint and its card."""
+
+    net: HQAStack
+    fingerprint: bytes
+    priors: list[np.ndarray]  # per layer, int64 id counts from the training set (smoothed by the entropy coder)
+    name: str
+    card: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def num_layers(self) -> int:
+        return self.net.num_layers
+
+    @property
+    def fingerprint_hex(self) -> str:
+        return self.fingerprint.hex()
+
+
+def fingerprint(config: ModelConfig, tensors: dict[str, np.ndarray]) -> bytes:
+    h = hashlib.sha256(config.canonical_json().encode())
+    for name in sorted(tensors):
+        t = np.ascontiguousarray(tensors[name])
+        h.update(f"{name}|{t.dtype.str}|{tuple(t.shape)}".encode())
+        h.update(t.tobytes())
+    return h.digest()[:FINGERPRINT_BYTES]
+
+
+def export_tensors(net: HQAStack, priors: Sequence[np.ndarray] | None, half: bool = True) -> dict[str, np.ndarray]:
+    """Weights (fp16 if ``half``; buffers stay fp32) and int64 priors as numpy arrays."""
+    params = {n for n, _ in net.named_parameters()}
+    out: dict[str, np.ndarray] = {}
+    for name, t in net.state_dict().items():
+        a = t.detach().cpu()
+        if half and name in params and a.is_floating_point():
+            a = a.half()
+        out[name] = a.numpy().copy()
+    for i, p in enumerate(priors or []):
+        out[f"prior.{i + 1}"] = np.asarray(p, dtype=np.int64)
+    return out
+
+
+def save_model(
+    net: HQAStack, path: str | Path, priors: Sequence[np.ndarray] | None = None, card: dict | None = None
+) -> Model:
+    """Write ``path``.safetensors and ``path``.json; returns the model as it loads back (fp16 weights)."""
+    base = Path(path).with_suffix("") if Path(path).suffix in (".safetensors", ".json") else Path(path)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    tensors = export_tensors(net, priors)
+    fp = fingerprint(net.config, tensors)
+    meta = {"format": "edgecodec-model/1", "config": net.config.canonical_json(), "fingerprint": fp.hex()}
+    save_numpy(tensors, str(base) + ".safetensors", metadata=meta)
+    full_card = {"name": base.name, "fingerprint": fp.hex(), "architecture": net.config.to_dict(), **(card or {})}
+    Path(str(base) + ".json").write_text(json.dumps(full_card, indent=2) + "\n")
+    return load_model(str(base) + ".safetensors")
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    candidates = [p, p.with_suffix(".safetensors")] if p.suffix != ".safetensors" else [p]
+    if p.is_dir():
+        candidates.append(p / f"{DEFAULT_MODEL}.safetensors")
+    if len(p.parts) == 1:
+        candidates += [d / f"{p.name.removesuffix('.safetensors')}.safetensors" for d in models_dirs()]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ModelError(f"no model named {str(name_or_path)!r} (looked in {', '.join(str(d) for d in models_dirs())})")
+
+
+def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.device = "cpu") -> Model:
+    """Load a model by name (from :func:`models_dirs`) or by path. Raises ModelError for a bad file."""
+    path = resolve(name_or_path)
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise ModelError(f"{path}: {size} bytes is too large for a model file")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+        tensors = load_numpy(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{path}: not a readable safetensors file ({exc})") from None
+    if meta.get("format") != "edgecodec-model/1" or "config" not in meta:
+        raise ModelError(f"{path}: not an edgecodec model (missing edgecodec metadata)")
+    try:
+        config = ModelConfig.from_dict(json.loads(meta["config"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{path}: bad architecture metadata ({exc})") from None
+    fp = fingerprint(config, tensors)
+    if fp.hex() != meta.get("fingerprint"):
+        raise ModelError(f"{path}: fingerprint mismatch (file says {meta.get('fingerprint')}, content is {fp.hex()})")
+    net = HQAStack(config)
+    priors = [tensors.pop(f"prior.{i + 1}") for i in range(net.num_layers) if f"prior.{i + 1}" in tensors]
+    state = {k: torch.from_numpy(v).float() for k, v in tensors.items()}
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"{path}: weights do not match the architecture ({str(exc).splitlines()[0]})") from None
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    net.eval().to(device)
+    return Model(net=net, fingerprint=fp, priors=priors, name=path.stem, card=card, path=path)
+
+
+def list_models() -> list[Path]:
+    seen: dict[str, Path] = {}
+    for d in models_dirs():
+        for p in sorted(d.glob("*.safetensors")) if d.is_dir() else []:
+            seen.setdefault(p.stem, p)
+    return list(seen.values())
+
+
+def main_models(argv: Sequence[str] | None = None) -> int:
+    """`edgecodec models`: list the models found in the model folders."""
+    ap = argparse.ArgumentParser(prog="edgecodec models", description=main_models.__doc__)
+    ap.add_argument("--json", action="store_true", help="print the model cards as JSON")
+    args = ap.parse_args(argv)
+    rows = []
+    for p in list_models():
+        try:
+            m = load_model(p)
+        except ModelError as exc:
+            print(f"{p.stem:<16} unreadable: {exc}")
+            continue
+        rows.append(m)
+    if args.json:
+        print(json.dumps([m.card for m in rows], indent=2))
+        return 0
+    if not rows:
+        print("no models found in " + ", ".join(str(d) for d in models_dirs()))
+        return 0
+    print(f"{'name':<16} {'fingerprint':<17} {'layers':>6}  {'MB':>5}  fixed-length bpp per layer")
+    for m in rows:
+        bpp = [np.log2(c.codebook_size) / 4**i for i, c in enumerate(m.net.config.layers, start=1)]
+        mb = m.path.stat().st_size / 1e6 if m.path else 0.0
+        default = " (default)" if m.name == DEFAULT_MODEL else ""
+        print(f"{m.name:<16} {m.fingerprint_hex:<17} {m.num_layers:>6}  {mb:5.1f}  "
+              + " ".join(f"{b:.4g}" for b in bpp) + default)
+    return 0
