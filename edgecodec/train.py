@@ -34,6 +34,8 @@ FINETUNE_FRACTION = 0.15
 DEAD_CODE_EVERY = 100
 KL_WEIGHT = 1e-3
 COMMIT_WEIGHT = 0.25
+PIXEL_WEIGHT = 1.0  # layers > 1: MSE of pixels decoded through the frozen layers below ...
+Z_WEIGHT = 0.1  # ... plus this much of the MSE of the reconstructed normalised z_e of the layer below
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -204,6 +206,10 @@ def train_layer(net, layer, sampler, args, d: Dist, ckpt, start_step, opt_state,
         recon, ids, losses = net(x, layer)
         rec = F.mse_loss(recon, target) / target.var().detach().clamp_min(1e-6)
         loss = rec
+        if layer > 1:  # pixel loss through the frozen decoders below (the continuous decode path)
+            below = net.layers[layer - 2]
+            pix = net.decode_from(F.normalize(below.denormalize(recon), dim=1), layer - 1, requantize=False)
+            loss = PIXEL_WEIGHT * F.mse_loss(pix, x) / x.var().detach().clamp_min(1e-6) + Z_WEIGHT * rec
         if not finetune:
             loss = loss + KL_WEIGHT * losses["kl"] + COMMIT_WEIGHT * losses["commit"]
         opt.zero_grad(set_to_none=True)
@@ -235,6 +241,17 @@ def train_layer(net, layer, sampler, args, d: Dist, ckpt, start_step, opt_state,
     return {"layer": layer, "steps": step, "train_psnr": shown_psnr}
 
 
+def init_from(net: HQAStack, model: str, start_layer: int) -> None:
+    """Copy the layers below ``start_layer`` from a saved model (their architectures must match)."""
+    from edgecodec.zoo import load_model
+
+    src = load_model(model).net
+    for i in range(start_layer - 1):
+        if i >= src.num_layers or src.config.layers[i] != net.config.layers[i]:
+            raise ConfigError(f"--init {model}: layer {i + 1} does not match the architecture being trained")
+        net.layers[i].load_state_dict(src.layers[i].state_dict())
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edgecodec train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -254,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train for about this many seconds in all; layers share it in proportion to --steps, and "
                          "schedules follow the clock")
     ap.add_argument("--ckpt-every", type=int, default=500)
+    ap.add_argument("--init", metavar="MODEL", help="start from this model's weights (layers that fit)")
+    ap.add_argument("--start-layer", type=int, default=1, help="train from this layer on (the ones below stay as "
+                    "initialised by --init)")
     ap.add_argument("--max-images", type=int, default=0, help="use at most this many training images (0 = all)")
     ap.add_argument("--val-images", type=int, default=50, help="validation images used per layer")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -293,7 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoint_path(out) if d.main else None
-    start_layer, start_step, opt_state, history = 1, 0, None, []
+    start_layer, start_step, opt_state, history = args.start_layer, 0, None, []
+    if args.init:
+        init_from(net, args.init, args.start_layer)
     if args.resume and checkpoint_path(out).is_file():
         saved = torch.load(checkpoint_path(out), map_location=d.device, weights_only=True)
         net.load_state_dict(saved["model"])
