@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("edgecodec.train", "main", "train an HQA model greedily, layer by layer"),
     "eval": ("edgecodec.evaluate", "main", "rate-distortion table of a model against JPEG and WebP"),
     "models": ("edgecodec.zoo", "main_models", "list the shipped models"),
+    "export": ("edgecodec.export", "main", "export a model for ONNX Runtime or TensorRT into the artefact cache"),
+    "profile": ("edgecodec.profiling", "main", "per-stage and glass-to-glass latency of the whole pipeline"),
 }
 
 

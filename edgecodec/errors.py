@@ -53,5 +53,9 @@ class TrailingDataError(BitstreamError):
     """Bytes follow the last complete packet of a file."""
 
 
+class SinkError(EdgecodecError):
+    """A display or recorder cannot be opened or written."""
+
+
 class TransportError(EdgecodecError):
     """A socket could not be bound, connected or configured."""
