@@ -1,0 +1,69 @@
+"""Entropy-coding time of one frame at every layer: ``python tools/bench_entropy.py [--size 640x480] [--repeats 20]``.
+
+The frame is a Kodak image (``../shared/data/eval/kodak/kodim01.png``, or ``--image``) resized to ``--size``; a
+synthetic pattern if none is found. It is run through the network once; then, per layer, ``Codec.code_ids`` (ids ->
+payload) and ``Codec.packet_ids`` (parsed packet -> ids) are timed over ``--repeats`` calls each, after one warm-up
+call, and the median and the fastest call are printed in milliseconds. Only the entropy coder is timed, not the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgecodec.capture import SyntheticSource, parse_size
+from edgecodec.codec import Codec
+from edgecodec.data import read_rgb
+
+KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval" / "kodak" / "kodim01.png"
+
+
+def timed(call: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """(median, fastest) wall time of ``call`` in milliseconds, after one warm-up call."""
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times), min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--image", type=Path, default=KODAK, help=f"source image (default {KODAK})")
+    ap.add_argument("--size", default="640x480", help="frame size WxH (default 640x480)")
+    ap.add_argument("--model", default="hqa5")
+    ap.add_argument("--repeats", type=int, default=20)
+    args = ap.parse_args()
+    width, height = parse_size(args.size)
+    if args.image.is_file():
+        rgb, what = cv2.resize(read_rgb(args.image), (width, height), interpolation=cv2.INTER_AREA), args.image.name
+    else:
+        rgb, what = SyntheticSource((width, height)).read().rgb, "synthetic pattern"
+    codec = Codec(args.model)
+    code = codec.encode(rgb)
+    print(f"model {codec.model.name}, {what} at {width}x{height}, {args.repeats} repeats (median / fastest, ms)")
+    print(f"{'layer':>5} {'grid':>9} {'ids':>7} {'payload B':>9} {'bpp':>7} {'encode ms':>15} {'decode ms':>15}")
+    for layer in range(1, codec.num_layers + 1):
+        ids = code.ids[layer - 1]
+        payload = codec.code_ids(ids, layer)
+        packet = codec.parse(codec.packet(code, layer, payload=payload))
+        if not np.array_equal(codec.packet_ids(packet), ids):
+            raise SystemExit(f"layer {layer}: decoded ids differ from the encoded ones")
+        enc = timed(lambda ids=ids, layer=layer: codec.code_ids(ids, layer), args.repeats)
+        dec = timed(lambda packet=packet: codec.packet_ids(packet), args.repeats)
+        grid = f"{ids.shape[1]}x{ids.shape[0]}"
+        bpp = 8 * len(payload) / (width * height)
+        print(f"{layer:>5} {grid:>9} {ids.size:>7} {len(payload):>9} {bpp:>7.4f} "
+              f"{enc[0]:>7.3f} / {enc[1]:<5.3f} {dec[0]:>7.3f} / {dec[1]:<5.3f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
