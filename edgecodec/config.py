@@ -10,6 +10,7 @@ given by path. A preset is flat, and every key is optional except ``qerr_thresho
     fixed_layer = 3        # if set: every frame uses this layer (min_layer = max_layer = fixed_layer)
     kbps = 0               # bitrate budget in kbit/s; 0 = unlimited
     bucket_seconds = 1.0   # token-bucket size, in seconds of budget
+    initial_fill = 0.0     # fraction of the bucket that is full at the start (0: no start-up burst)
     hold_frames = 4        # frames a coarser quality choice must persist before it is taken
     qerr_margin = 0.1      # relative hysteresis band around the thresholds
 
@@ -51,6 +52,7 @@ class RateConfig:
     fixed_layer: int | None = None
     kbps: float = 0.0
     bucket_seconds: float = 1.0
+    initial_fill: float = 0.0
     hold_frames: int = 4
     qerr_margin: float = 0.1
     _label: str = field(default="", repr=False, compare=False)
@@ -81,6 +83,8 @@ class RateConfig:
             raise ConfigError(f"{label}: 'kbps' must be >= 0 (0 = unlimited), got {self.kbps}")
         if not math.isfinite(self.bucket_seconds) or not 0 < self.bucket_seconds <= 60:
             raise ConfigError(f"{label}: 'bucket_seconds' must be in (0, 60], got {self.bucket_seconds}")
+        if not math.isfinite(self.initial_fill) or not 0 <= self.initial_fill <= 1:
+            raise ConfigError(f"{label}: 'initial_fill' must be in [0, 1], got {self.initial_fill}")
         _check_range(label, "hold_frames", self.hold_frames, 0, 1000)
         if not math.isfinite(self.qerr_margin) or not 0 <= self.qerr_margin < 1:
             raise ConfigError(f"{label}: 'qerr_margin' must be in [0, 1), got {self.qerr_margin}")

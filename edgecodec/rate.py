@@ -8,7 +8,9 @@ Layers are 1-based; layer 1 is the finest (most bits), a larger layer is coarser
    for ``hold_frames`` frames. A finer candidate (the picture got harder) is taken at once.
 2. *Budget.* From the quality layer towards coarser ones, the first layer whose coded size fits the token bucket is
    chosen; if none fits, the coarsest allowed layer is sent and the frame is counted as over budget (the bucket goes
-   into debt, so the long-run rate still converges to the budget).
+   into debt, so the long-run rate still converges to the budget). The bucket starts ``initial_fill`` full (empty by
+   default: a stream that starts with a full bucket bursts ``bucket_seconds`` of budget into the link, which a
+   receiver sees as latency, and a short clip as a rate far above the budget).
 
 The controller is deterministic: time is passed in. :meth:`RateController.commit` charges the bits actually sent.
 """
@@ -44,12 +46,13 @@ class RateController:
         self.num_layers = num_layers
         self.finest, self.coarsest = config.check_layers(num_layers)
         self.capacity = config.kbps * 1000.0 * config.bucket_seconds
-        self.tokens = self.capacity
+        self.tokens = self.capacity * config.initial_fill
         self.stats = RateStats()
         self._last_time: float | None = None
         self._held: int | None = None  # quality layer currently held by the hysteresis
         self._pending = 0
         self._last_choice: int | None = None
+        self.last_quality_layer: int | None = None  # what the thresholds asked for on the last frame
 
     # -- quality -------------------------------------------------------------------------------------------------
     def quality_layer(self, qerr: np.ndarray) -> int:
@@ -91,7 +94,7 @@ class RateController:
         ``coded_bits`` gives the size in bits of the packet for each layer: a sequence indexed by layer - 1, or a
         callable ``layer -> bits`` (so a sender codes only the layers it needs). It may be None without a budget.
         """
-        layer = self.quality_layer(qerr)
+        layer = self.last_quality_layer = self.quality_layer(qerr)
         if not self.config.unlimited:
             if coded_bits is None:
                 raise ValueError("coded_bits is required when a bitrate budget is set")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from edgecodec.config import RateConfig
+from edgecodec.errors import ConfigError
 from edgecodec.rate import RateController
 
 LAYERS = 6
@@ -86,7 +87,8 @@ def test_budget_respected_over_long_sequence(kbps: float) -> None:
 
 
 def test_budget_forces_coarser_only() -> None:
-    rc = RateController(RateConfig(qerr_thresholds=THRESHOLDS, kbps=1, hold_frames=0, qerr_margin=0), LAYERS)
+    config = RateConfig(qerr_thresholds=THRESHOLDS, kbps=1, hold_frames=0, qerr_margin=0, initial_fill=1.0)
+    rc = RateController(config, LAYERS)
     sizes = [4000, 2000, 1000, 500, 250, 100]
     # bucket holds 1000 bits: quality asks for layer 1, the budget allows layer 3
     assert rc.choose(qerr_for(1), sizes, 0.0) == 3
@@ -94,7 +96,7 @@ def test_budget_forces_coarser_only() -> None:
 
 
 def test_lazy_sizes_and_bad_arguments() -> None:
-    rc = RateController(RateConfig(qerr_thresholds=THRESHOLDS, kbps=1, hold_frames=0), LAYERS)
+    rc = RateController(RateConfig(qerr_thresholds=THRESHOLDS, kbps=1, hold_frames=0, initial_fill=1.0), LAYERS)
     asked: list[int] = []
 
     def size(layer: int) -> int:
@@ -107,3 +109,18 @@ def test_lazy_sizes_and_bad_arguments() -> None:
         rc.choose(np.zeros(5), size, 0.0)
     with pytest.raises(ValueError, match="coded_bits is required"):
         rc.choose(qerr_for(1), None, 0.0)
+
+
+def test_bucket_starts_empty_so_short_clips_keep_the_budget() -> None:
+    fps, kbps = 25, 100.0
+    config = RateConfig(qerr_thresholds=THRESHOLDS, kbps=kbps, bucket_seconds=2.0, hold_frames=0)
+    rc = RateController(config, LAYERS)
+    sizes = [40_000, 20_000, 8_000, 3_000, 1_000, 400]
+    total = sum(sizes[rc.step(np.ones(LAYERS), sizes, i / fps) - 1] for i in range(50))  # 2 s
+    assert total / 2.0 / 1000 <= kbps * 1.10
+    assert rc.last_quality_layer == 1 and rc.stats.over_budget == 1  # only the very first frame
+
+
+def test_initial_fill_checked() -> None:
+    with pytest.raises(ConfigError, match="initial_fill"):
+        RateConfig(qerr_thresholds=THRESHOLDS, initial_fill=1.5)
