@@ -1,7 +1,8 @@
 """Frame sinks: a display window, an mp4 recorder and a null sink. All take RGB ``uint8`` frames.
 
 Sinks are context managers. :meth:`Sink.write` returns False when the sink asks the caller to stop (the display
-window was closed or ``q`` / Esc was pressed). Composing frames (side by side, overlays) is the caller's job.
+window was closed or ``q`` / Esc was pressed). Composing frames is the caller's job; :func:`draw_label` and
+:func:`side_by_side` help.
 """
 
 from __future__ import annotations
@@ -15,17 +16,38 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgecodec.errors import EdgecodecError
+from edgecodec.errors import SinkError
 
-
-class SinkError(EdgecodecError):
-    """A display or an output file cannot be opened or written."""
+__all__ = [
+    "DisplaySink", "NullSink", "Sink", "SinkError", "VideoRecorder", "display_available", "draw_label", "side_by_side",
+]  # fmt: skip
 
 
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 uint8 RGB frame, got {rgb.dtype} {rgb.shape}")
     return rgb
+
+
+def draw_label(rgb: np.ndarray, text: str, corner: tuple[int, int] = (4, 4)) -> np.ndarray:
+    """A copy of ``rgb`` with ``text`` in white on a dark box at ``corner`` (x, y of the top left)."""
+    out = np.array(_check_rgb(rgb), copy=True)
+    scale = max(0.35, min(out.shape[0], out.shape[1]) / 600)
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x, y = corner
+    cv2.rectangle(out, (x, y), (x + w + 6, y + h + base + 6), (0, 0, 0), thickness=-1)
+    cv2.putText(out, text, (x + 3, y + h + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4) -> np.ndarray:
+    """``left | right`` on one canvas (``right`` resized to the height of ``left``), with a black gap."""
+    left, right = _check_rgb(left), _check_rgb(right)
+    if right.shape[0] != left.shape[0]:
+        width = max(1, round(right.shape[1] * left.shape[0] / right.shape[0]))
+        right = cv2.resize(right, (width, left.shape[0]), interpolation=cv2.INTER_AREA)
+    spacer = np.zeros((left.shape[0], gap, 3), np.uint8)
+    return np.concatenate([left, spacer, right], axis=1)
 
 
 class Sink:
@@ -70,7 +92,7 @@ class DisplaySink(Sink):
 
     def __init__(self, title: str = "edgecodec", wait_ms: int = 1) -> None:
         if not display_available():
-            raise SinkError("no display (DISPLAY is not set): use --no-display or --record FILE")
+            raise SinkError("no display (DISPLAY is not set): use --headless or --record FILE")
         self.title = title
         self.wait_ms = max(1, wait_ms)
         self._open = False
@@ -85,7 +107,7 @@ class DisplaySink(Sink):
             key = cv2.waitKey(self.wait_ms) & 0xFF
             visible = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE)
         except cv2.error as exc:
-            raise SinkError(f"cannot open a display window ({exc.err or exc}); use --no-display or --record") from None
+            raise SinkError(f"cannot open a display window ({exc.err or exc}); use --headless or --record") from None
         return key not in (ord("q"), 27) and visible >= 1
 
     def close(self) -> None:

@@ -8,17 +8,26 @@
 
 Durations are taken with :func:`time.perf_counter_ns`. Counts, totals and maxima are exact over the whole run;
 percentiles are over the most recent ``window`` samples of each stage, so memory stays bounded on a long stream.
+
+:meth:`StageTimer.frame` sums the stages of one frame (a stage may run several times per frame, such as entropy coding
+of candidate layers) and adds one sample per stage when the frame is done. :class:`StreamMeter` counts frames, bits,
+layers and latencies for the once-a-second status line and the end-of-run summary of ``edgecodec send``/``receive``.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from edgecodec.errors import SinkError
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,10 @@ class StageTimer:
         finally:
             self.add(name, self._clock() - start)
 
+    def frame(self) -> FrameStages:
+        """Per-frame accumulator: ``with stages("encode"): ...`` then ``stages.done()`` (dict of ms per stage)."""
+        return FrameStages(self)
+
     def reset(self) -> None:
         """Forget every sample."""
         self._stages.clear()
@@ -107,3 +120,152 @@ class StageTimer:
                 f" {s.max_ms:>8.2f}"
             )
         return "\n".join(lines)
+
+
+class FrameStages:
+    """Sums the stages of one frame; :meth:`done` adds one sample per stage to the timer and returns them in ms."""
+
+    def __init__(self, timer: StageTimer) -> None:
+        self._timer = timer
+        self._ns: dict[str, int] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = self._timer._clock()
+        try:
+            yield
+        finally:
+            self._ns[name] = self._ns.get(name, 0) + self._timer._clock() - start
+
+    def done(self) -> dict[str, float]:
+        for name, ns in self._ns.items():
+            self._timer.add(name, ns)
+        out = {name: round(ns / 1e6, 3) for name, ns in self._ns.items()}
+        self._ns = {}
+        return out
+
+
+@dataclass(frozen=True)
+class StreamSnapshot:
+    """Frames, bits, layers and latency over some span of a stream."""
+
+    frames: int
+    seconds: float
+    bits: int
+    layers: Mapping[int, int]
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def kbps(self) -> float:
+        return self.bits / self.seconds / 1000 if self.seconds > 0 else 0.0
+
+    def histogram(self) -> str:
+        """Layer histogram, e.g. ``L3:12 L4:13``."""
+        return " ".join(f"L{layer}:{n}" for layer, n in sorted(self.layers.items())) or "-"
+
+    def describe(self) -> str:
+        lat = "-" if self.latency_p50_ms is None else f"{self.latency_p50_ms:.0f}/{self.latency_p99_ms:.0f} ms"
+        return f"{self.fps:5.1f} fps {self.kbps:8.1f} kbps  layers {self.histogram()}  latency p50/p99 {lat}"
+
+    def as_dict(self) -> dict:
+        return {
+            "frames": self.frames, "seconds": round(self.seconds, 3), "bits": self.bits, "fps": round(self.fps, 2),
+            "kbps": round(self.kbps, 2), "layers": {str(k): v for k, v in sorted(self.layers.items())},
+            "latency_p50_ms": self.latency_p50_ms, "latency_p99_ms": self.latency_p99_ms,
+        }  # fmt: skip
+
+
+@dataclass
+class _Span:
+    start: float
+    frames: int = 0
+    bits: int = 0
+    layers: dict[int, int] = field(default_factory=dict)
+
+
+class StreamMeter:
+    """Counts frames, bits, layers and latencies: per status interval and over the whole run.
+
+    >>> t = iter([0.0, 0.5, 1.0, 1.0])
+    >>> meter = StreamMeter(clock=lambda: next(t))
+    >>> meter.add(layer=3, bits=8000, latency_ms=40.0)
+    >>> meter.due()
+    False
+    >>> meter.due()
+    True
+    >>> meter.interval().kbps
+    8.0
+    """
+
+    def __init__(self, interval_s: float = 1.0, window: int = 100_000, clock: Callable[[], float] = time.monotonic):
+        self.interval_s = interval_s
+        self._clock = clock
+        now = clock()
+        self._total = _Span(now)
+        self._span = _Span(now)
+        self._latency: deque[float] = deque(maxlen=window)
+        self._span_latency: list[float] = []
+
+    def add(self, layer: int, bits: int, latency_ms: float | None = None) -> None:
+        for span in (self._total, self._span):
+            span.frames += 1
+            span.bits += bits
+            span.layers[layer] = span.layers.get(layer, 0) + 1
+        if latency_ms is not None:
+            self._latency.append(latency_ms)
+            self._span_latency.append(latency_ms)
+
+    def due(self) -> bool:
+        """Whether a status interval has passed since the last :meth:`interval`."""
+        return self.interval_s > 0 and self._clock() - self._span.start >= self.interval_s
+
+    def interval(self) -> StreamSnapshot:
+        """The span since the previous call (or the start); starts a new one."""
+        now = self._clock()
+        snap = _snapshot(self._span, now, self._span_latency)
+        self._span, self._span_latency = _Span(now), []
+        return snap
+
+    def total(self) -> StreamSnapshot:
+        """The whole run so far (latency percentiles over the last ``window`` frames)."""
+        return _snapshot(self._total, self._clock(), self._latency)
+
+
+def _snapshot(span: _Span, now: float, latency: Iterable[float]) -> StreamSnapshot:
+    values = np.fromiter(latency, np.float64)
+    p50, p99 = (float(v) for v in np.percentile(values, [50, 99])) if values.size else (None, None)
+    return StreamSnapshot(span.frames, max(0.0, now - span.start), span.bits, dict(span.layers), p50, p99)
+
+
+class StatsLog:
+    """One JSON object per line (``--stats FILE``); line-buffered, so a killed process leaves whole records behind.
+    Without a path it writes nothing."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = None if path is None else Path(path)
+        self._file = None
+        if self.path is not None:
+            try:
+                self._file = self.path.open("w", buffering=1, encoding="utf-8")
+            except OSError as exc:
+                raise SinkError(f"cannot write stats to {str(path)!r}: {exc.strerror or exc}") from None
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> StatsLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -16,6 +16,10 @@ Pattern: **XPUB (sender) -> SUB (receiver)**, one two-part message ``[stream id,
   connect (no queueing for a peer that is not there), and on the receiver MAXMSGSIZE (a peer cannot make it
   allocate more than that per message); malformed messages are counted and skipped.
 
+Stream ids: the topic is a name (``cam0``); a packet header carries a 32-bit number instead. The number of a stream is
+the CRC-32 of its name (:func:`stream_number`), so a receiver can check that a packet arrived under the topic its
+sender meant.
+
 CURVE (optional): the receiver is the CURVE server whatever side binds, and a ZAP authenticator lets in only the
 client public keys found in ``DIR/authorized/``. ``edgecodec keygen --out DIR`` writes::
 
@@ -36,6 +40,7 @@ import os
 import re
 import shutil
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +77,11 @@ def check_stream(stream: str) -> bytes:
     if not isinstance(stream, str) or not _STREAM_RE.fullmatch(stream):
         raise ConfigError(f"stream id {stream!r}: use 1 to 64 characters among A-Z a-z 0-9 . _ -")
     return stream.encode("ascii")
+
+
+def stream_number(stream: str) -> int:
+    """The 32-bit number a packet carries for stream id ``stream``: ``zlib.crc32`` of its ASCII name."""
+    return zlib.crc32(check_stream(stream))
 
 
 def _configure(sock: zmq.Socket, hwm: int) -> None:
@@ -281,10 +291,10 @@ class Sender:
     def dropped(self) -> int:
         return self.stats.dropped
 
-    def close(self) -> None:
-        """Close at once (LINGER=0): queued packets are discarded."""
+    def close(self, linger_ms: int = 0) -> None:
+        """Close; packets still queued get up to ``linger_ms`` to leave (0: discarded at once)."""
         if not self._context.closed:
-            self._socket.close(linger=0)
+            self._socket.close(linger=max(0, int(linger_ms)))
             self._context.term()
 
     def __enter__(self) -> Sender:
