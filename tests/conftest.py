@@ -1,0 +1,36 @@
+"""Shared fixtures. Tests that need ../shared/data skip with a clear reason when it is absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_data(*parts: str) -> Path:
+    """A path inside ../shared/data, or skip the test when it is not there."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"needs the shared data set at {SHARED_DATA} (not present on this machine)")
+    return p
+
+
+@pytest.fixture
+def image_dir(tmp_path: Path) -> Path:
+    """A folder of small synthetic RGB images with some structure (gradients and shapes)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    d = tmp_path / "images"
+    d.mkdir()
+    for i in range(4):
+        h, w = 96 + 16 * i, 128
+        y, x = np.mgrid[0:h, 0:w]
+        im = np.stack([x * 255 / w, y * 255 / h, 128 + 100 * np.sin((x + y) / (8 + 4 * i))], -1).astype(np.uint8)
+        cv2.circle(im, (int(rng.integers(20, 100)), int(rng.integers(20, 70))), 15, (255, 255, 0), -1)
+        cv2.imwrite(str(d / f"im{i}.png"), im)
+    return d
