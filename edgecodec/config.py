@@ -11,6 +11,7 @@ given by path. A preset is flat, and every key is optional except ``qerr_thresho
     kbps = 0               # bitrate budget in kbit/s; 0 = unlimited
     bucket_seconds = 1.0   # token-bucket size, in seconds of budget
     initial_fill = 0.0     # fraction of the bucket that is full at the start (0: no start-up burst)
+    step_up_fill = 0.0     # fraction of the bucket that must be spare before the budget allows a finer layer
     hold_frames = 4        # frames a coarser quality choice must persist before it is taken
     qerr_margin = 0.1      # relative hysteresis band around the thresholds
 
@@ -53,6 +54,7 @@ class RateConfig:
     kbps: float = 0.0
     bucket_seconds: float = 1.0
     initial_fill: float = 0.0
+    step_up_fill: float = 0.0
     hold_frames: int = 4
     qerr_margin: float = 0.1
     _label: str = field(default="", repr=False, compare=False)
@@ -85,6 +87,8 @@ class RateConfig:
             raise ConfigError(f"{label}: 'bucket_seconds' must be in (0, 60], got {self.bucket_seconds}")
         if not math.isfinite(self.initial_fill) or not 0 <= self.initial_fill <= 1:
             raise ConfigError(f"{label}: 'initial_fill' must be in [0, 1], got {self.initial_fill}")
+        if not math.isfinite(self.step_up_fill) or not 0 <= self.step_up_fill <= 1:
+            raise ConfigError(f"{label}: 'step_up_fill' must be in [0, 1], got {self.step_up_fill}")
         _check_range(label, "hold_frames", self.hold_frames, 0, 1000)
         if not math.isfinite(self.qerr_margin) or not 0 <= self.qerr_margin < 1:
             raise ConfigError(f"{label}: 'qerr_margin' must be in [0, 1), got {self.qerr_margin}")

@@ -10,7 +10,9 @@ Layers are 1-based; layer 1 is the finest (most bits), a larger layer is coarser
    chosen; if none fits, the coarsest allowed layer is sent and the frame is counted as over budget (the bucket goes
    into debt, so the long-run rate still converges to the budget). The bucket starts ``initial_fill`` full (empty by
    default: a stream that starts with a full bucket bursts ``bucket_seconds`` of budget into the link, which a
-   receiver sees as latency, and a short clip as a rate far above the budget).
+   receiver sees as latency, and a short clip as a rate far above the budget). With ``step_up_fill`` > 0, a layer
+   finer than the previous frame's must also leave that fraction of the bucket spare: when the budget binds, the
+   layer then changes in runs instead of every frame (the bucket swings by that fraction around the budget).
 
 The controller is deterministic: time is passed in. :meth:`RateController.commit` charges the bits actually sent.
 """
@@ -100,8 +102,10 @@ class RateController:
                 raise ValueError("coded_bits is required when a bitrate budget is set")
             size = coded_bits if callable(coded_bits) else (lambda layer_: int(coded_bits[layer_ - 1]))
             self._refill(now)
+            step_up = self.config.step_up_fill * self.capacity
             for candidate in range(layer, self.coarsest + 1):
-                if size(candidate) <= self.tokens:
+                finer = self._last_choice is not None and candidate < self._last_choice
+                if size(candidate) + (step_up if finer else 0.0) <= self.tokens:
                     layer = candidate
                     break
             else:

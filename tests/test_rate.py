@@ -124,3 +124,18 @@ def test_bucket_starts_empty_so_short_clips_keep_the_budget() -> None:
 def test_initial_fill_checked() -> None:
     with pytest.raises(ConfigError, match="initial_fill"):
         RateConfig(qerr_thresholds=THRESHOLDS, initial_fill=1.5)
+
+
+def test_step_up_fill_makes_runs_instead_of_flicker() -> None:
+    fps, kbps, seconds = 25, 100.0, 12
+    sizes = [60_000, 17_000, 5_400, 1_600, 700]  # the budget sits between layers 3 and 4
+    runs = {}
+    for step_up in (0.0, 0.1):
+        config = RateConfig(qerr_thresholds=THRESHOLDS[:5], kbps=kbps, bucket_seconds=2.0, hold_frames=0,
+                            step_up_fill=step_up)  # fmt: skip
+        rc = RateController(config, 5)
+        total = sum(sizes[rc.step(np.ones(5), sizes, i / fps) - 1] for i in range(fps * seconds))
+        assert abs(total / seconds / 1000 - kbps) <= 0.05 * kbps
+        assert set(rc.stats.layer_counts) == {3, 4, 5} or set(rc.stats.layer_counts) == {3, 4}
+        runs[step_up] = rc.stats.switches
+    assert runs[0.0] > 100 and runs[0.1] < runs[0.0] / 5
