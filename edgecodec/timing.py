@@ -123,19 +123,29 @@ class StageTimer:
 
 
 class FrameStages:
-    """Sums the stages of one frame; :meth:`done` adds one sample per stage to the timer and returns them in ms."""
+    """Sums the stages of one frame; :meth:`done` adds one sample per stage to the timer and returns them in ms.
+
+    Stages may nest; a stage's time excludes that of the stages inside it, so the stages of a frame add up to its
+    total (the rate controller's time does not include the entropy coding it asks for).
+    """
 
     def __init__(self, timer: StageTimer) -> None:
         self._timer = timer
         self._ns: dict[str, int] = {}
+        self._inner: list[int] = []  # per open stage: time spent in the stages nested in it
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         start = self._timer._clock()
+        self._inner.append(0)
         try:
             yield
         finally:
-            self._ns[name] = self._ns.get(name, 0) + self._timer._clock() - start
+            elapsed = self._timer._clock() - start
+            inner = self._inner.pop()
+            self._ns[name] = self._ns.get(name, 0) + elapsed - inner
+            if self._inner:
+                self._inner[-1] += elapsed
 
     def done(self) -> dict[str, float]:
         for name, ns in self._ns.items():
@@ -176,7 +186,7 @@ class StreamSnapshot:
         return {
             "frames": self.frames, "seconds": round(self.seconds, 3), "bits": self.bits, "fps": round(self.fps, 2),
             "kbps": round(self.kbps, 2), "layers": {str(k): v for k, v in sorted(self.layers.items())},
-            "latency_p50_ms": self.latency_p50_ms, "latency_p99_ms": self.latency_p99_ms,
+            "latency_p50_ms": _round(self.latency_p50_ms), "latency_p99_ms": _round(self.latency_p99_ms),
         }  # fmt: skip
 
 
@@ -234,6 +244,10 @@ class StreamMeter:
     def total(self) -> StreamSnapshot:
         """The whole run so far (latency percentiles over the last ``window`` frames)."""
         return _snapshot(self._total, self._clock(), self._latency)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def _snapshot(span: _Span, now: float, latency: Iterable[float]) -> StreamSnapshot:

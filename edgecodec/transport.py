@@ -56,6 +56,7 @@ DEFAULT_PORT = 5555
 SENDER_HWM = 8
 RECEIVER_HWM = 16
 MAX_MESSAGE_BYTES = (64 << 20) + (64 << 10)  # the largest legal packet (64 MiB payload) plus headroom for its header
+RECONNECT_MAX_MS = 500  # a restarted peer is found again within half a second
 _STREAM_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _MAX_SUBSCRIPTIONS = 1024
 
@@ -91,7 +92,7 @@ def _configure(sock: zmq.Socket, hwm: int) -> None:
     sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
     sock.setsockopt(zmq.RECONNECT_IVL, 100)
-    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_MAX_MS)
 
 
 def _attach(sock: zmq.Socket, endpoint: str, bind: bool) -> str:
