@@ -1,0 +1,306 @@
+"""``edgecodec send``: capture frames, encode them, pick one layer per frame, and publish the packets over ZeroMQ.
+
+Per frame: one encoder pass gives the ids and the quantisation error (qerr) of every layer. The rate controller picks
+the layer from the qerrs and the exact packet size of the candidate layers; only the layers it asks about are
+entropy-coded (the callable form of :meth:`~edgecodec.rate.RateController.choose`). The packet is queued without
+blocking (:class:`edgecodec.transport.Sender`): a frame that cannot be queued is dropped and counted, never waited for.
+
+* Sequence numbers count captured frames, dropped or not, from 0 at every start; a receiver sees drops as gaps and a
+  restart as a sequence number that goes back.
+* The rate controller's clock is the media time (``frame index / fps``) for files, image folders and the synthetic
+  source, so the budget is per second of video whatever the machine's speed; a camera uses its capture time.
+* The budget is charged for every packet made, sent or dropped, so the layer choices do not depend on who listens,
+  and drops on a congested link never make the sender pick finer layers. It counts whole packets (header and
+  payload), not ZeroMQ framing (a few bytes and the stream id per message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecodec import bitstream
+from edgecodec.capture import CameraSource, Frame, FrameSource, add_source_arguments, source_from_args, wall_clock_us
+from edgecodec.codec import Codec
+from edgecodec.config import RateConfig, load_rate_config, preset_names
+from edgecodec.container import ContainerHeader, ContainerWriter
+from edgecodec.errors import ConfigError, SinkError
+from edgecodec.rate import RateController
+from edgecodec.timing import StageTimer, StatsLog, StreamMeter
+from edgecodec.transport import (
+    Sender,
+    add_transport_arguments,
+    check_stream,
+    endpoint_from_args,
+    load_client_keys,
+    normalise_endpoint,
+    stream_number,
+)
+
+DRAIN_MS = 1000  # at the end of a stream, queued packets get this long to leave
+
+
+class FrameSender:
+    """One frame in, one packet out: encode, choose the layer, entropy-code, queue without blocking."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        controller: RateController,
+        transport: Sender,
+        *,
+        timer: StageTimer | None = None,
+        save: ContainerWriter | None = None,
+    ) -> None:
+        self.codec = codec
+        self.controller = controller
+        self.transport = transport
+        self.stream = transport.stream
+        self.stream_id = stream_number(transport.stream)
+        self.timer = timer or StageTimer()
+        self.save = save
+        self.seq = 0
+
+    def warm_up(self) -> None:
+        """Encode and code a small blank frame once, so first-call costs do not land on the first real frame."""
+        code = self.codec.encode(np.zeros((64, 64, 3), np.uint8))
+        for layer in range(1, self.codec.num_layers + 1):
+            self.codec.code_ids(code.ids[layer - 1], layer)
+
+    def process(self, frame: Frame, now: float, capture_ms: float = 0.0) -> dict[str, Any]:
+        """Encode and send one frame at rate-controller time ``now`` (s); returns its stats record."""
+        stages = self.timer.frame()
+        with stages("encode"):
+            code = self.codec.encode(frame.rgb)
+        payloads: dict[int, bytes] = {}
+
+        def packet_bits(layer: int) -> int:
+            if layer not in payloads:
+                with stages("entropy"):
+                    payloads[layer] = self.codec.code_ids(code.ids[layer - 1], layer)
+            return (bitstream.HEADER_SIZE + len(payloads[layer])) * 8
+
+        with stages("rate"):
+            layer = self.controller.choose(code.qerr, packet_bits, now)
+        bits = packet_bits(layer)  # codes the chosen layer if the controller did not need its size
+        with stages("packet"):
+            packet = self.codec.packet(code, layer, seq=self.seq, timestamp_us=frame.timestamp_us,
+                                       stream_id=self.stream_id, payload=payloads[layer])  # fmt: skip
+        before = self.transport.stats.dropped_no_receiver
+        with stages("send"):
+            sent = self.transport.send(packet)
+        self.controller.commit(layer, bits, now)
+        if self.save is not None:
+            self.save.write_encoded(packet)
+        ms = {"capture": round(capture_ms, 3), **stages.done()}
+        drop = None if sent else ("no_receiver" if self.transport.stats.dropped_no_receiver > before else "queue_full")
+        bucket = None if self.controller.config.unlimited else round(self.controller.fill, 4)
+        record = {
+            "kind": "frame", "stream": self.stream, "seq": self.seq, "index": frame.index,
+            "timestamp_us": frame.timestamp_us, "layer": layer, "quality_layer": self.controller.last_quality_layer,
+            "bits": bits, "qerr": [round(float(q), 5) for q in code.qerr], "coded_layers": sorted(payloads),
+            "sent": sent, "drop": drop, "bucket": bucket,
+            "latency_ms": round((wall_clock_us() - frame.timestamp_us) / 1000, 3), "ms": ms,
+        }  # fmt: skip
+        self.seq = (self.seq + 1) & 0xFFFFFFFF
+        return record
+
+
+def rate_clock(source: FrameSource, fps: float | None) -> Callable[[Frame], float]:
+    """Seconds for the rate controller: media time for files and test sources, capture time for a camera."""
+    media_fps = fps or source.native_fps
+    if isinstance(source, CameraSource) or not media_fps:
+        return lambda frame: frame.timestamp_us / 1e6
+    return lambda frame: frame.index / media_fps
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt (main thread only), so ``kill`` ends a stream with its summary."""
+    if sys.platform == "win32" or not _in_main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def stream_frames(
+    source: FrameSource,
+    sender: FrameSender,
+    *,
+    clock: Callable[[Frame], float],
+    log: StatsLog,
+    meter: StreamMeter,
+    status: Callable[[str], None] | None,
+    on_capture: Callable[[Frame, int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> bool:
+    """Send every frame of ``source``; True if it ran to the end, False if interrupted or stopped.
+
+    ``on_capture(frame, seq)`` sees each frame before it is encoded (the demo keeps the originals with it)."""
+    try:
+        while not should_stop():
+            start = time.perf_counter_ns()
+            frame = source.read()
+            if frame is None:
+                return True
+            capture_ms = (time.perf_counter_ns() - start) / 1e6
+            if on_capture is not None:
+                on_capture(frame, sender.seq)
+            record = sender.process(frame, clock(frame), capture_ms)
+            log.write(record)
+            meter.add(record["layer"], record["bits"] if record["sent"] else 0, record["latency_ms"])
+            if status is not None and meter.due():
+                status(status_line(sender, meter))
+        return False
+    except KeyboardInterrupt:
+        return False
+
+
+def status_line(sender: FrameSender, meter: StreamMeter) -> str:
+    stats = sender.transport.stats
+    bucket = "" if sender.controller.config.unlimited else f"  bucket {sender.controller.fill:+.2f}"
+    return (
+        f"send {sender.stream}: {meter.interval().describe()}  dropped {stats.dropped} "
+        f"(no receiver {stats.dropped_no_receiver}, queue full {stats.dropped_queue_full}){bucket}"
+    )
+
+
+def summary(sender: FrameSender, meter: StreamMeter, media_fps: float | None) -> dict[str, Any]:
+    total = meter.total()
+    stats, rate = sender.transport.stats, sender.controller.stats
+    out = {
+        "kind": "summary", "stream": sender.stream, **total.as_dict(), "sent": stats.sent, "dropped": stats.dropped,
+        "dropped_no_receiver": stats.dropped_no_receiver, "dropped_queue_full": stats.dropped_queue_full,
+        "over_budget": rate.over_budget, "switches": rate.switches, "rate_config": sender.controller.config.name,
+        "budget_kbps": sender.controller.config.kbps, "media_kbps": None,
+        "model": sender.codec.model.name, "backend": sender.codec.backend.name,
+        "stages": {name: round(s.mean_ms, 3) for name, s in sender.timer.summary().items()},
+    }  # fmt: skip
+    if media_fps and total.frames:
+        out["media_kbps"] = round(rate.bits / (total.frames / media_fps) / 1000, 2)
+    return out
+
+
+def format_summary(s: dict[str, Any], timer: StageTimer) -> str:
+    media = f" ({s['media_kbps']:.1f} kbps of video time)" if s["media_kbps"] is not None else ""
+    budget = f"budget {s['budget_kbps']:g} kbps" if s["budget_kbps"] else "no budget"
+    layers = " ".join(f"L{k}:{v}" for k, v in s["layers"].items()) or "-"
+    lat = "-" if s["latency_p50_ms"] is None else f"{s['latency_p50_ms']:.1f}/{s['latency_p99_ms']:.1f} ms"
+    return "\n".join([
+        f"edgecodec send: stream {s['stream']}: {s['frames']} frames in {s['seconds']:.1f} s ({s['fps']:.1f} fps), "
+        f"{s['kbps']:.1f} kbps sent{media}",
+        f"  rate {s['rate_config']} ({budget}): layers {layers}, {s['switches']} switches, "
+        f"{s['over_budget']} over budget",
+        f"  sent {s['sent']}, dropped {s['dropped']} (no receiver {s['dropped_no_receiver']}, "
+        f"queue full {s['dropped_queue_full']}); capture to queued p50/p99 {lat}",
+        timer.table("  sender stages"),
+    ])  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgecodec send",
+        description="Encode a camera, video or image source and stream it over ZeroMQ, one layer per frame.",
+    )
+    add_source_arguments(parser)
+    add_transport_arguments(parser, role="sender")
+    parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
+    parser.add_argument(
+        "--backend", default="auto", help="inference backend: auto, torch, onnx, tensorrt (default auto)"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device for the torch backend (default cpu)")
+    parser.add_argument(
+        "--rate-config",
+        default="balanced",
+        metavar="NAME|FILE",
+        help=f"rate preset ({', '.join(preset_names())}) or a .toml file (default balanced)",
+    )
+    parser.add_argument("--kbps", type=float, metavar="N", help="override the preset's budget (0 = unlimited)")
+    parser.add_argument("--stats", metavar="FILE", help="write one JSON record per frame (and a summary) here")
+    parser.add_argument("--save", metavar="FILE.ecz", help="also write every packet made (sent or dropped) here")
+    parser.add_argument(
+        "--wait-receiver",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before the first frame, wait up to S seconds for a receiver to subscribe",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no status line every second")
+    return parser  # fmt: skip
+
+
+def _open_save(path: str | None, codec: Codec, fps: float | None) -> ContainerWriter | None:
+    if path is None:
+        return None
+    num, den = (round(fps * 1000), 1000) if fps else (0, 1)
+    header = ContainerHeader(codec.fingerprint, codec.model.name, 0, num, den)
+    try:
+        return ContainerWriter(Path(path), header)
+    except OSError as exc:
+        raise SinkError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+
+
+def load_config(name: str, kbps: float | None) -> RateConfig:
+    if kbps is not None and not kbps >= 0:
+        raise ConfigError(f"--kbps must be >= 0, got {kbps:g}")
+    return load_rate_config(name, kbps=kbps)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    config = load_config(ns.rate_config, ns.kbps)
+    endpoint, bind = endpoint_from_args(ns, role="sender")
+    normalise_endpoint(endpoint)  # fail fast on a bad endpoint, stream id or key folder, before loading a model
+    check_stream(ns.stream)
+    curve = load_client_keys(ns.curve_keys, ns.curve_client) if ns.curve_keys else None
+    err = sys.stderr
+    with ExitStack() as stack:
+        source = stack.enter_context(source_from_args(ns))
+        codec = Codec(ns.model, backend=ns.backend, device=ns.device)
+        controller = RateController(config, codec.num_layers)
+        media_fps = ns.fps or source.native_fps
+        transport = stack.enter_context(Sender(endpoint, bind=bind, stream=ns.stream, curve=curve))
+        log = stack.enter_context(StatsLog(ns.stats))
+        save = _open_save(ns.save, codec, media_fps)
+        if save is not None:
+            stack.enter_context(save)
+        sender = FrameSender(codec, controller, transport, save=save)
+        sender.warm_up()
+        budget = f"{config.kbps:g} kbps" if not config.unlimited else "no budget"
+        print(f"edgecodec send: stream {ns.stream!r} {'bound to' if bind else 'connecting to'} {transport.endpoint}; "
+              f"{source.name}; model {codec.model.name}, backend {codec.backend.name}; "
+              f"rate {config.name} ({budget})", file=err, flush=True)  # fmt: skip
+        if ns.wait_receiver > 0 and not transport.wait_for_receiver(ns.wait_receiver):
+            print(f"edgecodec send: no receiver after {ns.wait_receiver:g} s; sending anyway", file=err, flush=True)
+        meter = StreamMeter()
+        status = None if ns.quiet else (lambda line: print(line, file=err, flush=True))
+        with sigterm_as_interrupt():
+            finished = stream_frames(source, sender, clock=rate_clock(source, ns.fps), log=log, meter=meter,
+                                     status=status)  # fmt: skip
+        result = summary(sender, meter, media_fps)
+        log.write(result)
+        transport.close(linger_ms=DRAIN_MS if finished else 0)
+    print(format_summary(result, sender.timer), flush=True)
+    return 0 if finished else 130
