@@ -31,7 +31,7 @@ def _check_rgb(rgb: np.ndarray) -> np.ndarray:
 
 def draw_label(rgb: np.ndarray, text: str, corner: tuple[int, int] = (4, 4)) -> np.ndarray:
     """A copy of ``rgb`` with ``text`` in white on a dark box at ``corner`` (x, y of the top left)."""
-    out = np.array(_check_rgb(rgb), copy=True)
+    out = np.array(_check_rgb(rgb), order="C", copy=True)  # OpenCV draws only on C-contiguous arrays
     scale = max(0.35, min(out.shape[0], out.shape[1]) / 600)
     (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     x, y = corner

@@ -1,0 +1,164 @@
+"""``edgecodec demo``: a sender and a receiver on loopback, on the sample clip shipped with the package.
+
+The receiver binds ``tcp://127.0.0.1`` on a port the system picks and runs in a thread; the sender runs in the main
+thread and connects to it. Both are the real ``edgecodec send``/``receive`` pieces (:mod:`edgecodec.sender`,
+:mod:`edgecodec.receiver`) over a real ZeroMQ TCP connection. The demo keeps each original frame until its packet has
+been decoded, and writes ``original | decoded`` side by side, with the layer and packet size drawn on, to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from edgecodec.capture import Frame, VideoSource, parse_size
+from edgecodec.codec import Codec
+from edgecodec.config import preset_names
+from edgecodec.errors import ConfigError
+from edgecodec.rate import RateController
+from edgecodec.receiver import Decoded, FrameReceiver, receive_frames
+from edgecodec.receiver import format_summary as receiver_summary_text
+from edgecodec.receiver import summary as receiver_summary
+from edgecodec.sender import FrameSender, load_config, rate_clock, stream_frames
+from edgecodec.sender import format_summary as sender_summary_text
+from edgecodec.sender import summary as sender_summary
+from edgecodec.sinks import VideoRecorder, draw_label, side_by_side
+from edgecodec.timing import StatsLog, StreamMeter
+from edgecodec.transport import Receiver, Sender
+
+SAMPLE = "foreman_352x288_75f.mp4"
+DRAIN_S = 5.0  # after the last frame is sent, how long the receiver may take to catch up
+
+
+def sample_path() -> Path:
+    """The clip shipped in ``edgecodec/samples``."""
+    return Path(str(resources.files("edgecodec").joinpath("samples", SAMPLE)))
+
+
+class SideBySide:
+    """Receiver output of the demo: ``original | decoded`` with the layer drawn on, into an mp4 file."""
+
+    def __init__(self, path: str | Path, fps: float) -> None:
+        self.recorder = VideoRecorder(path, fps)
+        self.originals: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def keep(self, frame: Frame, seq: int) -> None:
+        with self._lock:
+            self.originals[seq] = frame.rgb
+
+    def write(self, decoded: Decoded) -> bool:
+        with self._lock:
+            original = self.originals.pop(decoded.packet.seq, None)
+            for seq in [s for s in self.originals if s < decoded.packet.seq]:  # frames that will never arrive
+                del self.originals[seq]
+        if original is None:
+            return True
+        p = decoded.packet
+        right = draw_label(decoded.rgb, f"decoded: layer {p.layer}, {decoded.bits / 8000:.2f} kB")
+        self.recorder.write(side_by_side(draw_label(original, f"original #{p.seq}"), right))
+        return True
+
+    def close(self) -> None:
+        self.recorder.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgecodec demo",
+        description="Stream the shipped sample clip through a sender and a receiver on loopback and write "
+        "original | decoded side by side to an mp4 file.",
+    )
+    parser.add_argument("--video", metavar="FILE", help=f"clip to stream (default: the shipped {SAMPLE})")
+    parser.add_argument("--out", default="edgecodec-demo.mp4", metavar="FILE.mp4", help="side-by-side output")
+    parser.add_argument("--size", metavar="WxH", help="resize the frames first")
+    parser.add_argument("--frames", type=int, metavar="N", help="only the first N frames")
+    parser.add_argument("--fps", type=float, help="pace the sender at this rate (default: as fast as it can)")
+    parser.add_argument(
+        "--rate-config",
+        default="balanced",
+        metavar="NAME|FILE",
+        help=f"rate preset ({', '.join(preset_names())}) or a .toml file (default balanced)",
+    )
+    parser.add_argument("--kbps", type=float, metavar="N", help="override the preset's budget (0 = unlimited)")
+    parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
+    parser.add_argument(
+        "--backend", default="auto", help="inference backend: auto, torch, onnx, tensorrt (default auto)"
+    )
+    parser.add_argument("--stats", metavar="PREFIX", help="write PREFIX.send.jsonl and PREFIX.receive.jsonl")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    config = load_config(ns.rate_config, ns.kbps)
+    size = parse_size(ns.size) if ns.size else None
+    if ns.frames is not None and ns.frames < 1:
+        raise ConfigError(f"--frames must be >= 1, got {ns.frames}")
+    path = Path(ns.video) if ns.video else sample_path()
+    with VideoSource(path, size=size, frames=ns.frames, pace_fps=ns.fps) as source:
+        fps = ns.fps or source.native_fps or 25.0
+        output = SideBySide(ns.out, fps)
+        send_codec = Codec(ns.model, backend=ns.backend)
+        receive_codec = Codec(ns.model, backend=ns.backend)
+        controller = RateController(config, send_codec.num_layers)
+        prefix = ns.stats
+        with (
+            Receiver("tcp://127.0.0.1:*", bind=True) as rx,
+            Sender(rx.endpoint, bind=False, stream="demo") as tx,
+            StatsLog(f"{prefix}.send.jsonl" if prefix else None) as send_log,
+            StatsLog(f"{prefix}.receive.jsonl" if prefix else None) as receive_log,
+        ):
+            print(f"edgecodec demo: {source.name} -> {rx.endpoint} -> {ns.out}; rate {config.name}", file=sys.stderr)
+            receiver, receive_meter = FrameReceiver(receive_codec), StreamMeter(interval_s=0)
+            receiver.warm_up()
+            sent = threading.Event()  # set when the sender is done; then the receiver drains what was queued
+            drain_until = [float("inf")]
+            reasons: list[str] = []
+            errors: list[BaseException] = []
+
+            def receive_done() -> bool:
+                return sent.is_set() and (receiver.received >= tx.stats.sent or time.monotonic() > drain_until[0])
+
+            def receive() -> None:
+                try:
+                    reasons.append(receive_frames(rx, receiver, output, log=receive_log, meter=receive_meter,
+                                                  status=None, should_stop=receive_done))  # fmt: skip
+                except BaseException as exc:  # handed to the main thread, which stops the sender and raises it
+                    errors.append(exc)
+
+            thread = threading.Thread(target=receive, name="edgecodec-demo-receiver")
+            thread.start()  # the receiver must be polled for its subscription to reach the sender
+            if not tx.wait_for_receiver(10.0):
+                sent.set()
+                drain_until[0] = 0.0
+                thread.join()
+                raise ConfigError(f"the loopback receiver on {rx.endpoint} never subscribed")
+            sender = FrameSender(send_codec, controller, tx)
+            sender.warm_up()
+            send_meter = StreamMeter(interval_s=0)
+            try:
+                stream_frames(source, sender, clock=rate_clock(source, ns.fps), log=send_log, meter=send_meter,
+                              status=None, on_capture=output.keep, should_stop=lambda: bool(errors))  # fmt: skip
+            finally:
+                drain_until[0] = time.monotonic() + DRAIN_S
+                sent.set()
+                thread.join()
+                output.close()
+            if errors:
+                raise errors[0]
+            send_result = sender_summary(sender, send_meter, fps)
+            receive_result = receiver_summary(receiver, rx, receive_meter, reasons[0] if reasons else "stopped")
+            send_log.write(send_result)
+            receive_log.write(receive_result)
+    print(sender_summary_text(send_result, sender.timer))
+    print(receiver_summary_text(receive_result, receiver.timer, []))
+    print(f"edgecodec demo: wrote {output.recorder.frames} side-by-side frames to {ns.out}")
+    return 0
