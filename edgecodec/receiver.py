@@ -180,6 +180,10 @@ class Outputs:
             rgb = draw_label(rgb, f"{decoded.stream.name} L{decoded.packet.layer} {decoded.bits / 1000:.1f} kbit")
         return all([sink.write(rgb) for sink in sinks])
 
+    def describe(self) -> str:
+        parts = (["a window per stream"] if self.display else []) + ([f"record {self.record}"] if self.record else [])
+        return ", ".join(parts) or "headless"
+
     def paths(self) -> list[str]:
         return [str(s.path) for sinks in self._sinks.values() for s in sinks if isinstance(s, VideoRecorder)]
 
@@ -374,8 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         transport = stack.enter_context(Receiver(endpoint, bind=bind, streams=ns.stream, curve=curve))
         log = stack.enter_context(StatsLog(ns.stats))
         streams = ", ".join(ns.stream) if ns.stream else "all streams"
-        print(f"edgecodec receive: {'listening on' if bind else 'connected to'} {transport.endpoint} ({streams}); "
-              f"model {codec.model.name}, backend {codec.backend.name}", file=err, flush=True)  # fmt: skip
+        where = f"{'listening on' if bind else 'connected to'} {transport.endpoint} ({streams})"
+        print(f"edgecodec receive: {where}; model {codec.model.name}, backend {codec.backend.name}; "
+              f"{outputs.describe()}", file=err, flush=True)  # fmt: skip
         meter = StreamMeter()
         status = None if ns.quiet else (lambda line: print(line, file=err, flush=True))
         with sigterm_as_interrupt():

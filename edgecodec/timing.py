@@ -201,7 +201,7 @@ class _Span:
 class StreamMeter:
     """Counts frames, bits, layers and latencies: per status interval and over the whole run.
 
-    >>> t = iter([0.0, 0.5, 1.0, 1.0])
+    >>> t = iter([0.0, 0.0, 0.5, 1.0, 1.0])  # clock reads: start, add, due, due, interval
     >>> meter = StreamMeter(clock=lambda: next(t))
     >>> meter.add(layer=3, bits=8000, latency_ms=40.0)
     >>> meter.due()
@@ -220,8 +220,13 @@ class StreamMeter:
         self._span = _Span(now)
         self._latency: deque[float] = deque(maxlen=window)
         self._span_latency: list[float] = []
+        self._first: float | None = None  # times of the first and the last frame
+        self._last = 0.0
 
     def add(self, layer: int, bits: int, latency_ms: float | None = None) -> None:
+        self._last = self._clock()
+        if self._first is None:
+            self._first = self._last
         for span in (self._total, self._span):
             span.frames += 1
             span.bits += bits
@@ -242,8 +247,13 @@ class StreamMeter:
         return snap
 
     def total(self) -> StreamSnapshot:
-        """The whole run so far (latency percentiles over the last ``window`` frames)."""
-        return _snapshot(self._total, self._clock(), self._latency)
+        """The whole run: from the first frame to one frame interval past the last one, so that start-up and idle
+        time after the stream do not count (latency percentiles over the last ``window`` frames)."""
+        n = self._total.frames
+        if self._first is None or n < 2 or self._last <= self._first:
+            return _snapshot(self._total, self._clock(), self._latency)
+        seconds = (self._last - self._first) * n / (n - 1)
+        return _snapshot(self._total, self._total.start + seconds, self._latency)
 
 
 def _round(value: float | None) -> float | None:

@@ -73,7 +73,10 @@ def test_stream_meter_intervals_and_totals() -> None:
     now[0] = 4.5
     meter.add(2, 500)
     total = meter.total()
-    assert total.frames == 11 and total.bits == 10_500 and total.kbps == 10.5 / 4.5
+    assert total.frames == 11 and total.bits == 10_500
+    assert total.seconds == pytest.approx(4.5 * 11 / 10)  # first to last frame, plus one mean frame interval
+    now[0] = 100.0  # idle time after the last frame does not count
+    assert meter.total().seconds == pytest.approx(4.95)
     assert total.latency_p50_ms == 4.5 and meter.interval().latency_p50_ms is None
 
 
