@@ -93,17 +93,38 @@ class VectorQuantizer(nn.Module):
         zc = torch.einsum("ndhw,kd->nkhw", z, c)
         return (zz - 2 * zc + (c * c).sum(1).view(1, -1, 1, 1)).clamp_min(0)
 
+    # Positions per block of the CPU search: a block's (positions, K) scores stay in cache instead of a fresh
+    # (positions, K) matrix (78 MB for a 640x480 frame at layer 1) being written, page-faulted and read back.
+    CPU_BLOCK = 2048
+
     def ids(self, z: torch.Tensor) -> torch.Tensor:
         """Nearest code per position, (N, h, w) int64.
 
         argmax of z.c - |c|^2 / 2 (|z|^2 is constant per position), as one fused matrix product over a
-        (positions, K) layout so that the reduction runs over contiguous memory.
+        (positions, K) layout so that the reduction runs over contiguous memory. On a CPU, large grids are
+        searched in blocks of positions: each score is the same dot product, so the ids are the same.
         """
         n, d, h, w = z.shape
         c = self.codes
         flat = z.permute(0, 2, 3, 1).reshape(-1, d)
-        score = torch.addmm((c * c).sum(1), flat, c.t(), beta=-0.5)
-        return score.argmax(1).view(n, h, w)
+        bias = (c * c).sum(1)
+        block = self.CPU_BLOCK
+        if (
+            flat.device.type != "cpu"
+            or flat.shape[0] <= block
+            or torch.jit.is_tracing()
+            or torch.compiler.is_compiling()
+        ):
+            return torch.addmm(bias, flat, c.t(), beta=-0.5).argmax(1).view(n, h, w)
+        with torch.no_grad():  # ids carry no gradient; out= needs no autograd
+            flat, c_t, bias = flat.detach(), c.detach().t(), bias.detach()
+            out = torch.empty(flat.shape[0], dtype=torch.int64)
+            scores = torch.empty(block, c.shape[0], dtype=flat.dtype)
+            for start in range(0, flat.shape[0], block):
+                stop = min(start + block, flat.shape[0])
+                s = torch.addmm(bias, flat[start:stop], c_t, beta=-0.5, out=scores[: stop - start])
+                torch.argmax(s, 1, out=out[start:stop])
+        return out.view(n, h, w)
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         """Codes for ids (N, h, w) -> (N, D, h, w)."""
