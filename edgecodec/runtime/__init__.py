@@ -1,11 +1,29 @@
 """Inference backends. Each one implements :class:`Backend`: encode frames into the ids and quantisation error of
-every layer, and decode the ids of one layer into frames (DESIGN.md, principle 5)."""
+every layer, and decode the ids of one layer into frames (DESIGN.md, principle 5).
+
+:func:`make_backend` is the single entry point. Names:
+
+* ``torch``: eager PyTorch on the CPU or a CUDA device (the reference: exactly :meth:`HQAStack.encode`/``decode``).
+* ``torch-compile``: the same graphs through ``torch.compile`` (compiled on first use of each frame size).
+* ``onnx``: ONNX Runtime on the CPU, with graphs exported to the artefact cache on first use.
+* ``tensorrt``: TensorRT engines built by torch-tensorrt (dynamo IR) and cached per frame size; CUDA only.
+* ``auto``: on a CUDA device ``tensorrt`` if torch-tensorrt is installed, else ``torch``; on the CPU ``onnx`` if
+  onnxruntime is installed (measured 2-3x faster than eager torch on the CPU, docs/backends.md), else ``torch``.
+  Device ``auto`` means CUDA when a GPU is present, else the CPU.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import os
 from typing import Protocol
 
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "torch-compile", "onnx", "tensorrt")
 
 
 class Backend(Protocol):
@@ -25,12 +43,91 @@ class Backend(Protocol):
         ...
 
 
-def make_backend(name: str, model, device: str = "cpu") -> Backend:  # noqa: ANN001 - zoo.Model
-    """Backend by name: 'torch' or 'auto' (the torch backend until others are added)."""
+def check_frames(frames: np.ndarray, multiple: int) -> np.ndarray:
+    """Frames as a contiguous float32 (N, 3, H, W) array with H, W positive multiples of ``multiple``, or ValueError."""
+    frames = np.ascontiguousarray(frames, dtype=np.float32)
+    if frames.ndim != 4 or frames.shape[1] != 3 or frames.shape[0] < 1:
+        raise ValueError(f"frames must be (N, 3, H, W), not {frames.shape}")
+    h, w = frames.shape[2:]
+    if h % multiple or w % multiple or h == 0 or w == 0:
+        raise ValueError(f"frame sides must be positive multiples of {multiple}, not {w}x{h}")
+    return frames
+
+
+def check_ids(ids: np.ndarray, layer: int, codebook_sizes: list[int]) -> np.ndarray:
+    """Ids as a contiguous int64 (N, h, w) array within the codebook of ``layer``, or ValueError."""
+    if not 1 <= layer <= len(codebook_sizes):
+        raise ValueError(f"layer {layer} out of range 1..{len(codebook_sizes)}")
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if ids.ndim != 3 or 0 in ids.shape:
+        raise ValueError(f"ids must be a non-empty (N, h, w) array, not {ids.shape}")
+    if ids.min() < 0 or ids.max() >= codebook_sizes[layer - 1]:
+        raise ValueError(f"ids of layer {layer} must lie in 0..{codebook_sizes[layer - 1] - 1}")
+    return ids
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a CUDA GPU is present, else ``cpu``; anything else unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def has_onnxruntime() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def tensorrt_missing() -> str | None:
+    """None when the tensorrt backend can run here, else what is missing."""
+    missing = [m for m in ("torch_tensorrt", "tensorrt") if importlib.util.find_spec(m) is None]
+    import torch
+
+    if not torch.cuda.is_available():
+        missing.append("a CUDA GPU")
+    return ", ".join(missing) or None
+
+
+def resolve_auto(device: str) -> str:
+    """The backend ``auto`` stands for on ``device`` (see the module docstring)."""
+    device = resolve_device(device)
+    if device.startswith("cuda"):
+        return "tensorrt" if tensorrt_missing() is None else "torch"
+    return "onnx" if has_onnxruntime() else "torch"
+
+
+def make_backend(
+    name: str,
+    model,
+    device: str = "cpu",
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,  # noqa: ANN001
+    threads: int | None = None,
+) -> Backend:
+    """Backend ``name`` (one of :data:`BACKENDS`) for ``model`` (a :class:`edgecodec.zoo.Model`) on ``device``.
+
+    ``cache_dir`` is the artefact cache of the onnx and tensorrt backends (default :func:`cache.cache_root`),
+    ``threads`` the CPU threads of the onnx backend (default $EDGECODEC_THREADS, else the usable CPUs).
+    """
     from edgecodec.errors import ConfigError
 
-    if name in ("auto", "torch"):
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")
+    device = resolve_device(device)
+    if name == "auto":
+        name = resolve_auto(device)
+        log.info("backend auto -> %s on %s", name, device)
+    if name in ("torch", "torch-compile"):
         from edgecodec.runtime.torch_backend import TorchBackend
 
-        return TorchBackend(model.net, device=device)
-    raise ConfigError(f"unknown backend {name!r} (available: auto, torch)")
+        return TorchBackend(model.net, device=device, compile=name == "torch-compile")
+    if name == "onnx":
+        if device != "cpu":
+            raise ConfigError(f"the onnx backend runs on the CPU, not {device!r} (use tensorrt or torch on a GPU)")
+        from edgecodec.runtime.onnx_backend import OnnxBackend
+
+        return OnnxBackend(model, cache_dir=cache_dir, threads=threads)
+    from edgecodec.runtime.tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(model, device="cuda" if device == "cpu" else device, cache_dir=cache_dir)

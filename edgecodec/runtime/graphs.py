@@ -1,0 +1,86 @@
+"""Export-friendly views of an :class:`~edgecodec.nn.HQAStack`: whole-graph encoder and per-layer decoders.
+
+They compute exactly what :meth:`HQAStack.encode` and :meth:`HQAStack.decode` compute, written with plain tensor
+operations only (no Python loops over data, no ``out=`` arguments), so that ``torch.onnx.export``,
+``torch.export`` (torch-tensorrt) and ``torch.compile`` can capture them whole, with dynamic N, H and W:
+
+* :class:`EncoderGraph`: frames (N, 3, H, W) float32 in [0, 1] -> ids of every layer (N, h_l, w_l) int64 and the
+  normalised quantisation error (N, L). The nearest-code search (argmax of z.c - |c|^2/2 over the unit codes) and
+  the codebook lookup that qerr needs are inside the graph. With ``outputs="z"`` it stops before the search and
+  returns each layer's unit z_e in (N, h, w, D) layout instead (the ONNX exporter appends its own search).
+* :class:`DecoderGraph`: ids (N, h, w) int64 of one layer -> frames (N, 3, H, W) float32 in [0, 1], the codebook
+  lookup inside the graph.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgecodec.nn import HQAStack
+
+
+def _codes(net: HQAStack, index: int) -> torch.Tensor:
+    return net.layers[index].quantizer.codes.detach().clone()
+
+
+class EncoderGraph(nn.Module):
+    def __init__(self, net: HQAStack, outputs: str = "ids") -> None:
+        super().__init__()
+        if outputs not in ("ids", "z"):
+            raise ValueError("outputs must be 'ids' or 'z'")
+        self.net = net.eval()
+        self.outputs = outputs
+        for i in range(net.num_layers):
+            c = _codes(net, i)
+            self.register_buffer(f"codes_{i}", c)
+            self.register_buffer(f"codes_t_{i}", c.t().contiguous())
+            self.register_buffer(f"bias_{i}", -0.5 * (c * c).sum(1))
+            self.register_buffer(f"inv_std_{i}", 1.0 / net.layers[i].ze_std.detach().clone())
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        h = frames - 0.5
+        ids, qerr, zs = [], [], []
+        for i, lyr in enumerate(self.net.layers):
+            z_e = lyr.encode_ze(h)
+            zt = z_e.permute(0, 2, 3, 1)  # (N, h, w, D)
+            if self.outputs == "z":
+                zs.append(zt)
+            else:
+                score = torch.matmul(zt, getattr(self, f"codes_t_{i}")) + getattr(self, f"bias_{i}")
+                idx = score.argmax(-1)
+                d = (zt - F.embedding(idx, getattr(self, f"codes_{i}"))) * getattr(self, f"inv_std_{i}")
+                ids.append(idx)
+                qerr.append((d * d).mean((1, 2, 3)))
+            h = lyr.normalize(z_e)
+        if self.outputs == "z":
+            return tuple(zs)
+        return (*ids, torch.stack(qerr, 1))
+
+
+class DecoderGraph(nn.Module):
+    def __init__(self, net: HQAStack, layer: int) -> None:
+        super().__init__()
+        if not 1 <= layer <= net.num_layers:
+            raise ValueError(f"layer {layer} out of range 1..{net.num_layers}")
+        self.net = net.eval()
+        self.layer = layer
+        self.requantize = net.config.requantize
+        for i in range(layer):
+            self.register_buffer(f"codes_{i}", _codes(net, i))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        layers = self.net.layers
+        h = F.embedding(ids, getattr(self, f"codes_{self.layer - 1}")).permute(0, 3, 1, 2)
+        for idx in range(self.layer - 1, 0, -1):  # mirrors HQAStack.decode_from
+            below = layers[idx - 1]
+            z_e = below.denormalize(layers[idx].decoder(h))
+            if self.requantize:
+                c = getattr(self, f"codes_{idx - 1}")
+                zt = z_e.permute(0, 2, 3, 1)
+                near = (torch.matmul(zt, c.t()) - 0.5 * (c * c).sum(1)).argmax(-1)
+                h = F.embedding(near, c).permute(0, 3, 1, 2)
+            else:
+                h = F.normalize(z_e, dim=1)
+        return (layers[0].decoder(h) + 0.5).clamp(0, 1)

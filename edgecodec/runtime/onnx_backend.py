@@ -1,0 +1,354 @@
+"""The ONNX Runtime backend, and the export of a model to ONNX graphs.
+
+Graphs (opset 17, dynamic N, H and W), one encoder and one decoder per layer:
+
+* ``encoder.onnx``: ``frames`` (N, 3, H, W) float32 -> ``ids_1`` .. ``ids_L`` (N, h_l, w_l) int64 and ``qerr``
+  (N, L) float32. The convolutions come from ``torch.onnx.export`` of :class:`~edgecodec.runtime.graphs.EncoderGraph`;
+  the nearest-code search and the lookup for qerr are appended here as ONNX nodes (see :func:`_vq_nodes`).
+* ``decoder-<l>.onnx``: ``ids`` (N, h, w) int64 -> ``frames`` (N, 3, H, W) float32, the lookup inside the graph.
+
+Two variants of the search exist. ``plain`` is MatMul + Add + ArgMax: what TensorRT (``trtexec``) and any other
+runtime take. ``cpu`` (the default here) runs the search in row blocks inside a ``Scan``, so that the score matrix of
+a block (positions x K) stays in cache, and finds the argmax in two steps: ReduceMax over groups of codes
+(vectorised in ONNX Runtime, where ArgMax is not), ArgMax over the group maxima, then ArgMax inside the winning group.
+That gives the same index as a plain ArgMax (first maximum), about twice as fast on a CPU; measured in
+docs/backends.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgecodec.errors import ConfigError, ModelError
+from edgecodec.runtime import cache, check_frames, check_ids
+from edgecodec.runtime.graphs import DecoderGraph, EncoderGraph
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+VARIANTS = ("cpu", "plain")
+# Export layout version: bump when the graphs change, so that cached graphs are rebuilt.
+GRAPH_VERSION = "1"
+TRACE_SIZE = (256, 256)  # (H, W) the graphs are traced at; every axis but C is dynamic anyway
+
+
+def _need_onnx():  # noqa: ANN202 - the onnx module
+    try:
+        import onnx
+    except ImportError:
+        raise ConfigError("exporting to ONNX needs the onnx package (pip install 'edgecodec[onnx]')") from None
+    return onnx
+
+
+def onnx_versions() -> dict[str, str]:
+    """Versions an exported graph depends on (a change rebuilds it)."""
+    return {"graph": GRAPH_VERSION, "opset": str(OPSET), "torch": torch.__version__.split("+")[0]}
+
+
+def artefact_dir(model, root: Path, variant: str = "cpu") -> Path:  # noqa: ANN001 - zoo.Model
+    return cache.model_dir(root, model.name, model.fingerprint_hex) / f"onnx-{variant}"
+
+
+def artefact_names(num_layers: int) -> list[str]:
+    return ["encoder.onnx"] + [f"decoder-{layer}.onnx" for layer in range(1, num_layers + 1)]
+
+
+# ---- export -----------------------------------------------------------------------------------------------------
+def _torch_export(
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    input_name: str,
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+) -> bytes:
+    """ONNX bytes of ``module`` through the TorchScript-based exporter (it needs no onnxscript)."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated in favour of dynamo (onnxscript)
+        torch.onnx.export(
+            module.eval(),
+            (example,),
+            buf,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[input_name],
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+            do_constant_folding=True,
+        )
+    return buf.getvalue()
+
+
+def _const(name: str, value: Any, dtype: Any = np.int64):  # noqa: ANN202 - onnx TensorProto
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
+
+
+def _argmax_nodes(score: str, out: str, k: int, group: int, p: str) -> tuple[list, list]:
+    """ArgMax over the last axis of ``score`` (P, K) -> ``out`` (P,), in two steps through groups of codes."""
+    from onnx import helper
+
+    sub = k // group
+    nodes = [
+        helper.make_node("Reshape", [score, p + "gshape"], [p + "s3"]),  # (P, G, S)
+        helper.make_node("ReduceMax", [p + "s3"], [p + "gmax"], axes=[2], keepdims=0),  # (P, G)
+        helper.make_node("ArgMax", [p + "gmax"], [p + "g"], axis=1, keepdims=1),  # (P, 1)
+        helper.make_node("Unsqueeze", [p + "g", p + "ax2"], [p + "g3"]),  # (P, 1, 1)
+        helper.make_node("Expand", [p + "g3", p + "eshape"], [p + "gidx"]),  # (P, 1, S)
+        helper.make_node("GatherElements", [p + "s3", p + "gidx"], [p + "sel"], axis=1),  # (P, 1, S)
+        helper.make_node("ArgMax", [p + "sel"], [p + "j"], axis=2, keepdims=0),  # (P, 1)
+        helper.make_node("Mul", [p + "g", p + "sub"], [p + "base"]),
+        helper.make_node("Add", [p + "base", p + "j"], [p + "flat"]),
+        helper.make_node("Reshape", [p + "flat", p + "m1"], [out]),  # (P,)
+    ]
+    inits = [
+        _const(p + "gshape", [-1, group, sub]),
+        _const(p + "ax2", [2]),
+        _const(p + "eshape", [1, 1, sub]),
+        _const(p + "sub", sub),
+        _const(p + "m1", [-1]),
+    ]
+    return nodes, inits
+
+
+def _group_size(k: int) -> int:
+    """Groups of about sqrt(K) codes balance the two ArgMax steps (K is a power of two in practice)."""
+    best = 1
+    for g in range(1, k + 1):
+        if k % g == 0 and g * g <= k:
+            best = g
+    return best
+
+
+def _vq_nodes(layer: int, z: str, codes: np.ndarray, inv_std: np.ndarray, variant: str, rows: int):
+    """Nodes that turn unit vectors ``z`` (N, h, w, D) into ``ids_<layer>`` (N, h, w) and qerr (N, 1)."""
+    from onnx import helper
+
+    k, d = codes.shape
+    p = f"vq{layer}_"
+    ids = f"ids_{layer}"
+    inits = [
+        _const(p + "codes", codes, np.float32),
+        _const(p + "codes_t", codes.T.copy(), np.float32),
+        _const(p + "bias", -0.5 * (codes.astype(np.float64) ** 2).sum(1), np.float32),
+        _const(p + "inv_std", inv_std, np.float32),
+    ]
+    if variant == "plain" or rows == 0:
+        nodes = [
+            helper.make_node("MatMul", [z, p + "codes_t"], [p + "dot"]),
+            helper.make_node("Add", [p + "dot", p + "bias"], [p + "score"]),
+            helper.make_node("ArgMax", [p + "score"], [ids], axis=-1, keepdims=0),
+        ]
+    else:
+        # Blocks of `rows` grid rows: (N, h, w, D) -> (N*h/rows, rows*w, D), one Scan step per block.
+        b = p + "b_"
+        body_nodes, body_inits = _argmax_nodes(b + "score", b + "ids", k, _group_size(k), b)
+        body_nodes = [
+            helper.make_node("MatMul", [b + "z", p + "codes_t"], [b + "dot"]),
+            helper.make_node("Add", [b + "dot", p + "bias"], [b + "score"]),
+        ] + body_nodes
+        body = helper.make_graph(
+            body_nodes,
+            f"vq{layer}_block",
+            [helper.make_tensor_value_info(b + "z", 1, ["P", d])],  # 1 = FLOAT
+            [helper.make_tensor_value_info(b + "ids", 7, ["P"])],  # 7 = INT64
+            body_inits,
+        )
+        nodes = [
+            helper.make_node("Shape", [z], [p + "zshape"]),
+            helper.make_node("Gather", [p + "zshape", p + "i2"], [p + "w"]),  # (1,)
+            helper.make_node("Mul", [p + "w", p + "rows"], [p + "bw"]),
+            helper.make_node("Concat", [p + "m1", p + "bw", p + "d"], [p + "bshape"], axis=0),
+            helper.make_node("Reshape", [z, p + "bshape"], [p + "zb"]),
+            helper.make_node("Scan", [p + "zb"], [p + "ib"], body=body, num_scan_inputs=1),
+            helper.make_node("Slice", [p + "zshape", p + "i0", p + "i3"], [p + "gshape"]),
+            helper.make_node("Reshape", [p + "ib", p + "gshape"], [ids]),
+        ]
+        inits += [
+            _const(p + "i0", [0]),
+            _const(p + "i2", [2]),
+            _const(p + "i3", [3]),
+            _const(p + "rows", [rows]),
+            _const(p + "m1", [-1]),
+            _const(p + "d", [d]),
+        ]
+    nodes += [
+        helper.make_node("Gather", [p + "codes", ids], [p + "q"]),  # (N, h, w, D)
+        helper.make_node("Sub", [z, p + "q"], [p + "diff"]),
+        helper.make_node("Mul", [p + "diff", p + "inv_std"], [p + "dn"]),
+        helper.make_node("Mul", [p + "dn", p + "dn"], [p + "sq"]),
+        helper.make_node("ReduceMean", [p + "sq"], [p + "qerr"], axes=[1, 2, 3], keepdims=1),  # (N, 1, 1, 1)
+        helper.make_node("Reshape", [p + "qerr", p + "n1"], [p + "qerr_n1"]),  # (N, 1)
+    ]
+    inits.append(_const(p + "n1", [-1, 1]))
+    return nodes, inits, ids, p + "qerr_n1"
+
+
+def _scan_rows(layer: int, num_layers: int) -> int:
+    """Grid rows per Scan block for ``layer`` (0: no Scan). Grids of layer l have heights that are multiples of
+    2 ** (L - l); the top layer's grid is small enough for a plain search."""
+    return min(2, 2 ** (num_layers - layer)) if layer < num_layers else 0
+
+
+def export_encoder(net, variant: str = "cpu") -> bytes:  # noqa: ANN001 - HQAStack
+    """ONNX bytes of the whole encoder of ``net`` (frames -> ids of every layer + qerr)."""
+    onnx = _need_onnx()
+    from onnx import helper
+
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown ONNX variant {variant!r} (choose from {', '.join(VARIANTS)})")
+    n_layers = net.num_layers
+    znames = [f"z_{layer}" for layer in range(1, n_layers + 1)]
+    axes = {"frames": {0: "N", 2: "H", 3: "W"}}
+    axes |= {z: {0: "N", 1: f"h{i}", 2: f"w{i}"} for i, z in enumerate(znames, start=1)}
+    example = torch.rand(1, 3, *TRACE_SIZE)
+    trunk = onnx.load_from_string(_torch_export(EncoderGraph(net, outputs="z"), example, "frames", znames, axes))
+    graph = trunk.graph
+    del graph.output[:]
+    qerrs = []
+    for layer in range(1, n_layers + 1):
+        lyr = net.layers[layer - 1]
+        codes = lyr.quantizer.codes.detach().cpu().numpy()
+        inv_std = (1.0 / lyr.ze_std.detach().cpu()).numpy()
+        nodes, inits, ids, qerr = _vq_nodes(
+            layer, znames[layer - 1], codes, inv_std, variant, _scan_rows(layer, n_layers)
+        )
+        graph.node.extend(nodes)
+        graph.initializer.extend(inits)
+        graph.output.append(helper.make_tensor_value_info(ids, onnx.TensorProto.INT64, ["N", f"h{layer}", f"w{layer}"]))
+        qerrs.append(qerr)
+    graph.node.append(helper.make_node("Concat", qerrs, ["qerr"], axis=1))
+    graph.output.append(helper.make_tensor_value_info("qerr", onnx.TensorProto.FLOAT, ["N", n_layers]))
+    trunk.doc_string = "edgecodec encoder: frames (N,3,H,W) in [0,1] -> ids_1..ids_L (N,h,w) int64, qerr (N,L)"
+    onnx.checker.check_model(trunk)
+    return trunk.SerializeToString()
+
+
+def export_decoder(net, layer: int) -> bytes:  # noqa: ANN001 - HQAStack
+    """ONNX bytes of the decoder of ``layer``: ids (N, h, w) int64 -> frames (N, 3, H, W)."""
+    _need_onnx()
+    grid = (TRACE_SIZE[0] >> layer, TRACE_SIZE[1] >> layer)
+    example = torch.zeros(1, *grid, dtype=torch.int64)
+    axes = {"ids": {0: "N", 1: "h", 2: "w"}, "frames": {0: "N", 2: "H", 3: "W"}}
+    return _torch_export(DecoderGraph(net, layer), example, "ids", ["frames"], axes)
+
+
+def ensure_onnx(
+    model,
+    root: str | os.PathLike[str] | None = None,
+    variant: str = "cpu",  # noqa: ANN001
+    force: bool = False,
+    build: bool = True,
+) -> tuple[dict[str, Path], list[str]]:
+    """Paths of the ONNX graphs of ``model`` in the cache, exporting those that are missing or stale.
+
+    Returns (paths by name, report lines). A stale or foreign artefact is rebuilt with a logged warning; with
+    ``build=False`` nothing is built and a missing or stale artefact is a ModelError that says why.
+    """
+    folder = artefact_dir(model, cache.cache_root(root), variant)
+    key = {"kind": "onnx", "variant": variant, "size": "dynamic"}
+    versions = onnx_versions()
+    paths, report = {}, []
+    for name in artefact_names(model.num_layers):
+        path = folder / name
+        reason = "forced" if force else cache.check(path, model.fingerprint_hex, key, versions)
+        paths[name] = path
+        if reason is None:
+            report.append(f"{path}: up to date")
+            continue
+        if not build:
+            raise ModelError(
+                f"{path}: cannot be used ({reason}); run `edgecodec export --backend onnx "
+                f"--model {model.name}` to build it"
+            )
+        if path.exists() or force:
+            log.warning("rebuilding %s: %s", path, reason)
+        data = (
+            export_encoder(model.net, variant)
+            if name == "encoder.onnx"
+            else export_decoder(model.net, int(name.removeprefix("decoder-").removesuffix(".onnx")))
+        )
+        cache.write(
+            path, data, model.fingerprint_hex, key, versions, extra={"model": model.name, "inputs": _io_doc(name)}
+        )
+        report.append(f"{path}: {'built' if reason == 'not built yet' else 'rebuilt (' + reason + ')'}")
+    return paths, report
+
+
+def _io_doc(name: str) -> str:
+    if name == "encoder.onnx":
+        return "frames float32 (N,3,H,W) in [0,1], H and W multiples of 2**L -> ids_1..ids_L int64 (N,h,w), qerr (N,L)"
+    return "ids int64 (N,h,w) -> frames float32 (N,3,H,W) in [0,1]"
+
+
+# ---- run time ---------------------------------------------------------------------------------------------------
+def default_threads() -> int:
+    """Threads per session: $EDGECODEC_THREADS, else the CPUs this process may run on."""
+    env = os.environ.get("EDGECODEC_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ConfigError(f"EDGECODEC_THREADS must be an integer, not {env!r}") from None
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class OnnxBackend:
+    """Runs the cached ONNX graphs with ONNX Runtime on the CPU (exports them on first use)."""
+
+    name = "onnx"
+
+    def __init__(
+        self,
+        model,
+        cache_dir: str | os.PathLike[str] | None = None,
+        threads: int | None = None,  # noqa: ANN001
+        variant: str = "cpu",
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ConfigError("the onnx backend needs onnxruntime (pip install 'edgecodec[onnx]')") from None
+        self.model = model
+        self.multiple = model.net.multiple
+        self.num_layers = model.num_layers
+        self.threads = threads or default_threads()
+        self._codebook_sizes = [c.codebook_size for c in model.net.config.layers]
+        paths, _ = ensure_onnx(model, cache_dir, variant)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+
+        def session(path: Path):  # noqa: ANN202
+            try:
+                return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # ORT raises its own exception types
+                raise ModelError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
+
+        self._encoder = session(paths["encoder.onnx"])
+        self._decoders = [session(paths[f"decoder-{layer}.onnx"]) for layer in range(1, self.num_layers + 1)]
+
+    def encode(self, frames: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        frames = check_frames(frames, self.multiple)
+        out = self._encoder.run(None, {"frames": frames})
+        return out[:-1], out[-1]
+
+    def decode(self, ids: np.ndarray, layer: int) -> np.ndarray:
+        ids = check_ids(ids, layer, self._codebook_sizes)
+        return self._decoders[layer - 1].run(None, {"ids": ids})[0]
