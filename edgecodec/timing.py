@@ -10,8 +10,10 @@ Durations are taken with :func:`time.perf_counter_ns`. Counts, totals and maxima
 percentiles are over the most recent ``window`` samples of each stage, so memory stays bounded on a long stream.
 
 :meth:`StageTimer.frame` sums the stages of one frame (a stage may run several times per frame, such as entropy coding
-of candidate layers) and adds one sample per stage when the frame is done. :class:`StreamMeter` counts frames, bits,
-layers and latencies for the once-a-second status line and the end-of-run summary of ``edgecodec send``/``receive``.
+of candidate layers) and adds one sample per stage when the frame is done. :func:`substage` lets code deep inside a
+stage (a backend call, say) time a part of it into the same frame without being handed the frame's stages.
+:class:`StreamMeter` counts frames, bits, layers and latencies for the once-a-second status line and the end-of-run
+summary of ``edgecodec send``/``receive``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,9 +141,11 @@ class FrameStages:
     def __call__(self, name: str) -> Iterator[None]:
         start = self._timer._clock()
         self._inner.append(0)
+        token = _OPEN_FRAME.set(self)
         try:
             yield
         finally:
+            _OPEN_FRAME.reset(token)
             elapsed = self._timer._clock() - start
             inner = self._inner.pop()
             self._ns[name] = self._ns.get(name, 0) + elapsed - inner
@@ -153,6 +158,30 @@ class FrameStages:
         out = {name: round(ns / 1e6, 3) for name, ns in self._ns.items()}
         self._ns = {}
         return out
+
+
+# The frame whose stage is open in this thread (or task), for substage().
+_OPEN_FRAME: ContextVar[FrameStages | None] = ContextVar("edgecodec_open_frame", default=None)
+
+
+@contextmanager
+def substage(name: str) -> Iterator[None]:
+    """Time the body as stage ``name`` of the frame that has a stage open in this thread, nested in that stage (whose
+    time then excludes it); without an open frame stage it times nothing.
+
+    >>> timer = StageTimer()
+    >>> stages = timer.frame()
+    >>> with stages("encode"), substage("encode.net"):
+    ...     pass
+    >>> sorted(stages.done())
+    ['encode', 'encode.net']
+    """
+    stages = _OPEN_FRAME.get()
+    if stages is None:
+        yield
+        return
+    with stages(name):
+        yield
 
 
 @dataclass(frozen=True)
