@@ -3,6 +3,7 @@
     edgecodec export --backend onnx --model hqa5 --size 640x480 [--cache DIR] [--variant cpu|plain]
     edgecodec export --backend tensorrt --model hqa5 --size 1280x720 [--precision fp16]
     edgecodec export --backend onnx --model hqa5 --check      # report, build nothing, exit 1 if anything is stale
+    edgecodec export --backend tensorrt --size 1280x720 --precision fp16 --from-engines DIR   # trtexec's .plan files
 
 Artefacts are keyed by model fingerprint (and, for engines, by frame size, precision and GPU); each has a JSON
 sidecar (:mod:`edgecodec.runtime.cache`). A missing, stale or foreign artefact is rebuilt, and the report says why.
@@ -57,7 +58,7 @@ def synthetic_frame(size: tuple[int, int], seed: int = 0) -> np.ndarray:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="edgecodec export",
-        description=__doc__.splitlines()[0],
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--backend", required=True, choices=("onnx", "tensorrt"))
@@ -75,7 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--precision", default="fp32", choices=("fp32", "fp16"), help="tensorrt engine precision")
     ap.add_argument("--force", action="store_true", help="rebuild even if the cached artefacts are up to date")
     ap.add_argument("--check", action="store_true", help="build nothing; exit 1 if an artefact is missing or stale")
-    ap.add_argument("--no-verify", action="store_true", help="onnx: skip the comparison with eager torch")
+    ap.add_argument("--no-verify", action="store_true", help="skip the comparison with eager torch")
+    ap.add_argument(
+        "--from-engines",
+        metavar="DIR",
+        help="tensorrt: import engines built by trtexec (encoder.plan, decoder-<l>.plan) instead of building",
+    )
     args = ap.parse_args(argv)
 
     model = load_model(args.model)
@@ -91,37 +97,43 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             _, report = ensure_onnx(model, root, args.variant, force=args.force, build=not args.check)
         else:
-            from edgecodec.runtime.tensorrt_backend import ensure_tensorrt
+            from edgecodec.runtime.tensorrt_backend import ensure_tensorrt, import_engines
 
-            _, report = ensure_tensorrt(model, size, root, args.precision, force=args.force, build=not args.check)
+            if args.from_engines:
+                report = import_engines(model, size, args.from_engines, root, args.precision)
+            else:
+                report = ensure_tensorrt(model, size, root, args.precision, force=args.force, build=not args.check)[1]
     except EdgecodecError as exc:
         if args.check:
             print(f"stale or missing: {exc}")
             return 1
         raise
     print("\n".join(report))
-    if args.backend == "onnx" and not args.no_verify and not args.check:
-        _verify_onnx(model, root, args.variant, size)
+    if not args.no_verify and not args.check:
+        if args.backend == "onnx":
+            from edgecodec.runtime.onnx_backend import OnnxBackend
+
+            _verify(model, OnnxBackend(model, cache_dir=root, variant=args.variant), size)
+        else:
+            from edgecodec.runtime.tensorrt_backend import TensorRTBackend
+
+            trt = TensorRTBackend(model, "cuda", cache_dir=root, precision=args.precision)
+            _verify(model, trt, size, "cuda")
     if args.backend == "onnx" and args.variant == "plain":
-        m = model.net.multiple
-        print(
-            f"on the device: trtexec --onnx=encoder.onnx --fp16 --minShapes=frames:1x3x{m}x{m} "
-            f"--optShapes=frames:1x3x{size[0]}x{size[1]} --maxShapes=frames:1x3x{max(size[0], 1088)}x"
-            f"{max(size[1], 1920)} --saveEngine=encoder.plan   (see deploy/README.md)"
-        )
+        from edgecodec.runtime.tensorrt_backend import trtexec_commands
+
+        print("on the device, in the folder of these graphs (deploy/README.md), then import with --from-engines:")
+        print("\n".join("  " + c for c in trtexec_commands(model.num_layers, size, model.net.multiple)))
     return 0
 
 
-def _verify_onnx(model, root, variant: str, size: tuple[int, int]) -> None:  # noqa: ANN001
-    from edgecodec.runtime.onnx_backend import OnnxBackend
+def _verify(model, other, size: tuple[int, int], device: str = "cpu") -> None:  # noqa: ANN001
     from edgecodec.runtime.parity import compare
     from edgecodec.runtime.torch_backend import TorchBackend
 
-    result = compare(
-        TorchBackend(model.net), OnnxBackend(model, cache_dir=root, variant=variant), synthetic_frame(size)
-    )
+    result = compare(TorchBackend(model.net, device), other, synthetic_frame(size))
     print(
-        f"check against eager torch on a synthetic {size[1]}x{size[0]} frame (qerr differs by at most "
-        f"{result.qerr_max_diff:.2e}):"
+        f"check of {other.name} against eager torch on {device}, synthetic {size[1]}x{size[0]} frame (qerr differs by "
+        f"at most {result.qerr_max_diff:.2e}):"
     )
     print("\n".join("  " + line for line in result.lines()))

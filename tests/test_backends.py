@@ -233,10 +233,23 @@ def test_bench_backends_writes_json(tiny, cache_dir, tmp_path, capsys) -> None: 
 def test_tensorrt_without_the_library_is_a_clear_error(tiny) -> None:  # noqa: ANN001
     with pytest.raises(ConfigError, match="tensorrt backend needs torch-tensorrt and a CUDA GPU"):
         make_backend("tensorrt", tiny)
-    from edgecodec.runtime.tensorrt_backend import ensure_tensorrt
+    from edgecodec.runtime.tensorrt_backend import ensure_tensorrt, import_engines
 
     with pytest.raises(ConfigError, match="tensorrt backend needs torch-tensorrt and a CUDA GPU"):
         ensure_tensorrt(tiny, (64, 64))
+    with pytest.raises(ConfigError, match="tensorrt backend needs torch-tensorrt and a CUDA GPU"):
+        import_engines(tiny, (64, 64), "engines")
+
+
+def test_trtexec_commands_use_the_profile_the_backend_checks() -> None:
+    from edgecodec.runtime.tensorrt_backend import trtexec_commands
+
+    enc, dec1, *_, dec5 = trtexec_commands(5, (480, 640), 32)
+    assert enc == (
+        "trtexec --onnx=encoder.onnx --fp16 --minShapes=frames:1x3x32x32 --optShapes=frames:1x3x480x640 "
+        "--maxShapes=frames:1x3x1088x1920 --saveEngine=encoder.plan"
+    )
+    assert "--optShapes=ids:1x240x320" in dec1 and "--minShapes=ids:1x1x1" in dec5 and dec5.endswith("decoder-5.plan")
 
 
 def test_tensorrt_profile_and_cache_folder(tiny, tmp_path) -> None:  # noqa: ANN001

@@ -79,9 +79,10 @@ def has_onnxruntime() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def tensorrt_missing() -> str | None:
-    """None when the tensorrt backend can run here, else what is missing."""
-    missing = [m for m in ("torch_tensorrt", "tensorrt") if importlib.util.find_spec(m) is None]
+def tensorrt_missing(build: bool = True) -> str | None:
+    """None when the tensorrt backend can run here (and, with ``build``, build engines), else what is missing."""
+    modules = ("torch_tensorrt", "tensorrt") if build else ("tensorrt",)
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
     import torch
 
     if not torch.cuda.is_available():

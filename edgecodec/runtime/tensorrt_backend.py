@@ -35,9 +35,9 @@ PRECISIONS = ("fp32", "fp16")
 MAX_SIZE = (1088, 1920)  # (H, W) the profile reaches at least up to, so one engine serves every common size
 
 
-def require_tensorrt() -> None:
-    """ConfigError unless torch-tensorrt, TensorRT and a CUDA GPU are all here."""
-    missing = tensorrt_missing()
+def require_tensorrt(build: bool = True) -> None:
+    """ConfigError unless TensorRT and a CUDA GPU (and, to ``build`` engines, torch-tensorrt) are here."""
+    missing = tensorrt_missing(build)
     if missing:
         raise ConfigError(f"tensorrt backend needs torch-tensorrt and a CUDA GPU (missing here: {missing})")
 
@@ -85,18 +85,26 @@ def engine_inputs(kind: str, multiple: int, prof: dict, factor: int = 1) -> list
 
 
 def trt_versions(device: torch.device) -> dict[str, str]:
+    """What an engine depends on: a change of any of these rebuilds it."""
     import tensorrt
-    import torch_tensorrt
 
     props = torch.cuda.get_device_properties(device)
     return {
         "graph": GRAPH_VERSION,
         "tensorrt": tensorrt.__version__,
-        "torch_tensorrt": torch_tensorrt.__version__,
-        "torch": torch.__version__.split("+")[0],
         "gpu": props.name,
         "sm": f"{props.major}.{props.minor}",
     }
+
+
+def builder_info(builder: str) -> dict[str, str]:
+    """Recorded in the sidecar, not checked: which tool built the engine, and with which versions."""
+    info = {"builder": builder, "torch": torch.__version__.split("+")[0]}
+    if builder == "torch-tensorrt":
+        import torch_tensorrt
+
+        info["torch_tensorrt"] = torch_tensorrt.__version__
+    return info
 
 
 def artefact_dir(model, root: Path, size: tuple[int, int], precision: str, gpu: str) -> Path:  # noqa: ANN001
@@ -124,6 +132,70 @@ def build_engine(model, name: str, size: tuple[int, int], precision: str, device
     return bytes(torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine(program, **kwargs))
 
 
+def engine_names(num_layers: int) -> list[str]:
+    return ["encoder.engine"] + [f"decoder-{layer}.engine" for layer in range(1, num_layers + 1)]
+
+
+def _key(size: tuple[int, int], precision: str, prof: dict) -> dict[str, Any]:
+    return {
+        "kind": "tensorrt",
+        "size": f"{size[1]}x{size[0]}",
+        "precision": precision,
+        "profile": {k: list(v) for k, v in prof.items()},
+    }
+
+
+def import_engines(
+    model,  # noqa: ANN001
+    size: tuple[int, int],
+    source: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    precision: str = "fp16",
+    device: str = "cuda",
+) -> list[str]:
+    """Put engines built on the device by ``trtexec`` (from ``edgecodec export --backend onnx --variant plain``)
+    into the cache, with sidecars, so that the tensorrt backend uses them. ``source`` holds ``encoder.plan`` and
+    ``decoder-<l>.plan`` (or ``.engine``), built with the profile that :func:`profile` gives for ``size``."""
+    require_tensorrt(build=False)
+    dev = torch.device(device)
+    versions = trt_versions(dev)
+    folder = artefact_dir(model, cache.cache_root(root), size, precision, versions["gpu"])
+    key = _key(size, precision, profile(size, model.net.multiple))
+    report = []
+    for name in engine_names(model.num_layers):
+        stem = name.removesuffix(".engine")
+        found = [p for p in (Path(source) / f"{stem}.plan", Path(source) / name) if p.is_file()]
+        if not found:
+            raise ModelError(f"{source}: no {stem}.plan or {name} to import")
+        data = found[0].read_bytes()
+        engine = _Engine(data, dev, found[0]).engine  # refuse what this TensorRT cannot deserialize
+        factor = 1 if name == "encoder.engine" else 2 ** int(stem.removeprefix("decoder-"))
+        opt = tuple(engine.get_tensor_profile_shape(engine.get_tensor_name(0), 0)[1])[-2:]
+        if opt != (size[0] // factor, size[1] // factor):
+            raise ModelError(
+                f"{found[0]}: built for {opt[1]}x{opt[0]}, not for {size[1] // factor}x{size[0] // factor}"
+            )
+        extra = {"model": model.name, "imported_from": str(found[0]), **builder_info("trtexec")}
+        cache.write(folder / name, data, model.fingerprint_hex, key, versions, extra=extra)
+        report.append(f"{folder / name}: imported from {found[0]}")
+    return report
+
+
+def trtexec_commands(num_layers: int, size: tuple[int, int], multiple: int, precision: str = "fp16") -> list[str]:
+    """``trtexec`` commands that build, from the 'plain' ONNX graphs, engines :func:`import_engines` accepts."""
+    prof = profile(size, multiple)
+    flag = " --fp16" if precision == "fp16" else ""
+    cmds = []
+    for layer in range(0, num_layers + 1):
+        name, inp, f = ("encoder", "frames", 1) if layer == 0 else (f"decoder-{layer}", "ids", 2**layer)
+        shp = {k: (f"1x3x{h}x{w}" if layer == 0 else f"1x{h // f}x{w // f}") for k, (h, w) in prof.items()}
+        cmds.append(
+            f"trtexec --onnx={name}.onnx{flag} --minShapes={inp}:{shp['min']} --optShapes={inp}:{shp['opt']} "
+            f"--maxShapes={inp}:{shp['max']} --saveEngine={name}.plan"
+        )
+    return cmds
+
+
 def ensure_tensorrt(
     model,
     size: tuple[int, int],
@@ -135,21 +207,17 @@ def ensure_tensorrt(
     build: bool = True,
 ) -> tuple[dict[str, Path], list[str]]:
     """Paths of the engines of ``model`` for frames of ``size`` (H, W), building those missing or stale (with
-    ``build=False``: a ModelError that says why instead)."""
-    require_tensorrt()
+    ``build=False``: a ModelError that says why instead). Loading needs TensorRT and a GPU; building also needs
+    torch-tensorrt."""
+    require_tensorrt(build=False)
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
     dev = torch.device(device)
     versions = trt_versions(dev)
     prof = profile(size, model.net.multiple)
     folder = artefact_dir(model, cache.cache_root(root), size, precision, versions["gpu"])
-    key = {
-        "kind": "tensorrt",
-        "size": f"{size[1]}x{size[0]}",
-        "precision": precision,
-        "profile": {k: list(v) for k, v in prof.items()},
-    }
-    names = names or ["encoder.engine"] + [f"decoder-{layer}.engine" for layer in range(1, model.num_layers + 1)]
+    key = _key(size, precision, prof)
+    names = names or engine_names(model.num_layers)
     paths, report = {}, []
     for name in names:
         path = paths[name] = folder / name
@@ -164,8 +232,10 @@ def ensure_tensorrt(
             )
         if path.exists() or force:
             log.warning("rebuilding %s: %s", path, reason)
+        require_tensorrt(build=True)
         data = build_engine(model, name, size, precision, dev)
-        cache.write(path, data, model.fingerprint_hex, key, versions, extra={"model": model.name})
+        extra = {"model": model.name, **builder_info("torch-tensorrt")}
+        cache.write(path, data, model.fingerprint_hex, key, versions, extra=extra)
         report.append(f"{path}: {'built' if reason == 'not built yet' else 'rebuilt (' + reason + ')'}")
     return paths, report
 
@@ -196,7 +266,11 @@ class _Engine:
         }
 
     def __call__(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
-        keep = [t.contiguous() for t in tensors]
+        # Inputs in the engine's own dtypes (ids: int32 from torch-tensorrt, int64 from a TensorRT 10 trtexec).
+        keep = [
+            t.to(self.dtypes[self.engine.get_tensor_dtype(n)]).contiguous()
+            for n, t in zip(self.inputs, tensors, strict=True)
+        ]
         for name, t in zip(self.inputs, keep, strict=True):
             self.context.set_input_shape(name, tuple(t.shape))
             self.context.set_tensor_address(name, t.data_ptr())
@@ -225,7 +299,7 @@ class TensorRTBackend:
         cache_dir: str | os.PathLike[str] | None = None,  # noqa: ANN001
         precision: str = "fp32",
     ) -> None:
-        require_tensorrt()
+        require_tensorrt(build=False)  # building engines on first use also needs torch-tensorrt
         self.model, self.device, self.cache_dir, self.precision = model, torch.device(device), cache_dir, precision
         self.multiple = model.net.multiple
         self.num_layers = model.num_layers
@@ -255,5 +329,5 @@ class TensorRTBackend:
         ids = check_ids(ids, layer, self._codebook_sizes)
         size = (ids.shape[1] << layer, ids.shape[2] << layer)
         eng = self._engine(size, f"decoder-{layer}.engine")
-        out = [eng(torch.from_numpy(i[None]).to(self.device, torch.int32))[0] for i in ids]
+        out = [eng(torch.from_numpy(i[None]).to(self.device))[0] for i in ids]
         return torch.cat(out).float().cpu().numpy()
