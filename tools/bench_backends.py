@@ -5,7 +5,13 @@
 
 Frames are padded to the model's multiple, as the codec does (1280x720 runs at 1280x736). Each number is the median
 of ``--iters`` timed calls after warm-up calls; the load average before and after is printed because a shared machine
-makes numbers noisy. ONNX graphs come from the artefact cache (exported on first use).
+makes numbers noisy, and calls are interleaved across backends so that load changes hit them alike. ONNX graphs come
+from the artefact cache (exported on first use).
+
+    python tools/bench_backends.py --backends torch onnx --parity [DATA]
+
+compares instead: ids per layer and PSNR of frames decoded from the same ids, on every Kodak image and frames of each
+clip under DATA (default ../shared/data).
 """
 
 from __future__ import annotations
@@ -37,26 +43,95 @@ def timed(fn, iters: int, warmup: int) -> tuple[float, float]:  # noqa: ANN001
     return float(np.median(times)), float(np.min(times))
 
 
-def bench(backend, size: tuple[int, int], iters: int, warmup: int) -> dict:  # noqa: ANN001
+def bench(backends: list, size: tuple[int, int], iters: int, warmup: int) -> list[dict]:  # noqa: ANN001
+    """fps of each backend at ``size``; calls are interleaved across backends so that load changes hit all alike."""
     frames = synthetic_frame(size)
-    enc_med, enc_min = timed(lambda: backend.encode(frames), iters, warmup)
-    ids, _ = backend.encode(frames)
-    dec_med, dec_min = [], []
-    for layer in range(1, backend.num_layers + 1):
-        med, best = timed(lambda layer=layer: backend.decode(ids[layer - 1], layer), iters, warmup)
-        dec_med.append(med)
-        dec_min.append(best)
-    return {
-        "backend": backend.name,
-        "size": f"{size[1]}x{size[0]}",
-        "encode_fps": round(1 / enc_med, 2),
-        "decode_fps_per_layer": [round(1 / t, 2) for t in dec_med],
-        "encode_ms": {"median": round(enc_med * 1e3, 2), "min": round(enc_min * 1e3, 2)},
-        "decode_ms_per_layer": {
-            "median": [round(t * 1e3, 2) for t in dec_med],
-            "min": [round(t * 1e3, 2) for t in dec_min],
-        },
+    ids = {b.name: b.encode(frames)[0] for b in backends}
+    enc = {b.name: [] for b in backends}
+    dec = {b.name: [[] for _ in range(b.num_layers)] for b in backends}
+    for _ in range(warmup + iters):
+        for b in backends:
+            t = time.perf_counter()
+            b.encode(frames)
+            enc[b.name].append(time.perf_counter() - t)
+            for layer in range(1, b.num_layers + 1):
+                t = time.perf_counter()
+                b.decode(ids[b.name][layer - 1], layer)
+                dec[b.name][layer - 1].append(time.perf_counter() - t)
+    rows = []
+    for b in backends:
+        e = np.array(enc[b.name][warmup:])
+        d = [np.array(v[warmup:]) for v in dec[b.name]]
+        rows.append(
+            {
+                "backend": b.name,
+                "size": f"{size[1]}x{size[0]}",
+                "encode_fps": round(1 / float(np.median(e)), 2),
+                "decode_fps_per_layer": [round(1 / float(np.median(v)), 2) for v in d],
+                "encode_ms": {"median": round(float(np.median(e)) * 1e3, 2), "min": round(float(e.min()) * 1e3, 2)},
+                "decode_ms_per_layer": {
+                    "median": [round(float(np.median(v)) * 1e3, 2) for v in d],
+                    "min": [round(float(v.min()) * 1e3, 2) for v in d],
+                },
+            }
+        )
+    return rows
+
+
+def parity_frames(data: Path, per_clip: int = 3) -> list[tuple[str, np.ndarray]]:
+    """Every Kodak image and ``per_clip`` frames of each clip in ``data``/video, as (1, 3, H, W) float32, cropped to
+    multiples of 32."""
+    import cv2
+
+    images = [(p.name, cv2.imread(str(p))[:, :, ::-1]) for p in sorted((data / "eval" / "kodak").glob("*.png"))]
+    for clip in sorted((data / "video").iterdir()):
+        if clip.suffix == ".yuv":  # raw I420, size in the name
+            w, h = (int(v) for v in clip.name.split("_")[1].split("x"))
+            raw = np.fromfile(clip, np.uint8)
+            n = raw.size // (w * h * 3 // 2)
+            for i in np.linspace(0, n - 1, per_clip).astype(int):
+                yuv = raw[i * w * h * 3 // 2 : (i + 1) * w * h * 3 // 2].reshape(h * 3 // 2, w)
+                images.append((f"{clip.name}#{i}", cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)))
+            continue
+        cap = cv2.VideoCapture(str(clip))
+        for i in range(per_clip * 20):
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            if i % 20 == 0:
+                images.append((f"{clip.name}#{i}", bgr[:, :, ::-1]))
+        cap.release()
+    out = []
+    for name, im in images:
+        h, w = im.shape[0] // 32 * 32, im.shape[1] // 32 * 32
+        out.append((name, np.ascontiguousarray(im[:h, :w].transpose(2, 0, 1)[None], dtype=np.float32) / 255))
+    return out
+
+
+def parity_report(ref, other, data: Path) -> dict:  # noqa: ANN001
+    from edgecodec.runtime.parity import compare
+
+    frames = parity_frames(data)
+    results = [compare(ref, other, x) for _, x in frames]
+    n = len(results[0].id_mismatch)
+    report = {
+        "reference": ref.name,
+        "backend": other.name,
+        "frames": [name for name, _ in frames],
+        "id_mismatch_mean": [float(np.mean([r.id_mismatch[i] for r in results])) for i in range(n)],
+        "id_mismatch_max": [max(r.id_mismatch[i] for r in results) for i in range(n)],
+        "psnr_delta_max_db": [max(r.psnr_delta[i] for r in results) for i in range(n)],
+        "qerr_max_diff": max(r.qerr_max_diff for r in results),
     }
+    print(f"\nparity of {other.name} against {ref.name} on {len(frames)} frames (24 Kodak images + video frames):\n")
+    print("| layer | ids differing, mean | ids differing, worst frame | PSNR delta of the same ids, worst frame |")
+    print("|---|---|---|---|")
+    for i in range(n):
+        print(
+            f"| {i + 1} | {report['id_mismatch_mean'][i]:.4%} | {report['id_mismatch_max'][i]:.4%} | "
+            f"{report['psnr_delta_max_db'][i]:.4f} dB |"
+        )
+    return report
 
 
 def table(rows: list[dict]) -> str:
@@ -88,6 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--cache", default=None, help="artefact cache folder")
     ap.add_argument("--json", default=None, help="also write the results as JSON here")
+    ap.add_argument(
+        "--parity",
+        nargs="?",
+        const=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"),
+        default=None,
+        metavar="DATA",
+        help="instead of timing, compare each backend after the first with the first on the Kodak images and video "
+        "frames under DATA (default ../shared/data)",
+    )
     args = ap.parse_args(argv)
 
     import torch
@@ -97,13 +181,19 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
     sizes = [padded(parse_size(s), model.net.multiple) for s in args.sizes]
+    backends = [make_backend(n, model, args.device, cache_dir=args.cache, threads=args.threads) for n in args.backends]
+    if args.parity:
+        reports = [parity_report(backends[0], b, Path(args.parity)) for b in backends[1:]]
+        if args.json:
+            Path(args.json).write_text(json.dumps({"parity": reports}, indent=2) + "\n")
+        return 0
     load_before = os.getloadavg()
     rows = []
-    for name in args.backends:
-        backend = make_backend(name, model, args.device, cache_dir=args.cache, threads=args.threads)
-        for size in sizes:
-            rows.append(bench(backend, size, args.iters, args.warmup))
-            print(f"{name} {size[1]}x{size[0]}: encode {rows[-1]['encode_fps']:.1f} fps", file=sys.stderr)
+    for size in sizes:
+        new = bench(backends, size, args.iters, args.warmup)
+        rows += new
+        print(" ".join(f"{r['backend']} {r['size']}: encode {r['encode_fps']:.1f} fps" for r in new), file=sys.stderr)
+    rows.sort(key=lambda r: args.backends.index(r["backend"]))
     load_after = os.getloadavg()
     print(
         f"model {model.name}, {args.threads} threads, device {args.device}, median of {args.iters} calls; "
