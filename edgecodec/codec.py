@@ -32,7 +32,11 @@ class Codec:
         self.backend = make_backend(backend, self.model, device) if isinstance(backend, str) else backend
         if len(self.model.priors) != self.model.num_layers:
             raise ModelError(f"model {self.model.name} has no id priors: it cannot be entropy-coded")
-        self.priors = [entropy.StaticPrior(entropy.smooth_counts(c)) for c in self.model.priors]
+        tables = self.model.prior_tables or [{}] * self.model.num_layers
+        try:  # a context prior where the model holds its tables, else the static unigram prior
+            self.priors = [entropy.make_prior(c, t) for c, t in zip(self.model.priors, tables, strict=True)]
+        except ValueError as exc:
+            raise ModelError(f"model {self.model.name}: bad id prior tables ({exc})") from None
 
     @property
     def num_layers(self) -> int:

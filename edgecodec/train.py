@@ -16,7 +16,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from tqdm import tqdm
 from edgecodec.data import CropSampler, list_images, read_rgb, to_tensor
 from edgecodec.errors import ConfigError
 from edgecodec.nn import HQAStack, ModelConfig, default_config, tiny_config
+from edgecodec.priors import PriorCounter
 from edgecodec.zoo import save_model
 
 FINETUNE_FRACTION = 0.15
@@ -130,15 +131,22 @@ def validate(net: HQAStack, images: list[np.ndarray], layer: int, device: torch.
 
 
 @torch.no_grad()
-def count_ids(net: HQAStack, images: list[np.ndarray], device: torch.device, quiet: bool = False) -> list[np.ndarray]:
-    """Per-layer id counts over whole training images: the integer priors of the entropy coder."""
+def count_ids(
+    net: HQAStack, images: Iterable[np.ndarray], device: torch.device, quiet: bool = False
+) -> list[PriorCounter]:
+    """Per-layer statistics of the ids over whole training images: the integer priors of the entropy coder.
+
+    ``counter.unigram`` is the static prior's table, ``counter.tensors()`` the context prior's tables (space-to-depth
+    layers get period-2 contexts).
+    """
     net.eval()
-    counts = [np.zeros(c.codebook_size, np.int64) for c in net.config.layers]
+    counters = [PriorCounter(c.codebook_size, 2 if c.space_to_depth else 1) for c in net.config.layers]
     for im in tqdm(images, desc="priors", leave=False, disable=quiet):
         enc = net.encode(pad_to(to_tensor(im).to(device), net.multiple))
-        for c, ids in zip(counts, enc.ids, strict=True):
-            c += np.bincount(ids.flatten().cpu().numpy(), minlength=len(c))
-    return counts
+        for counter, ids in zip(counters, enc.ids, strict=True):
+            for grid in ids.cpu().numpy():
+                counter.add(grid)
+    return counters
 
 
 def train_layer(net, layer, sampler, args, d: Dist, ckpt, start_step, opt_state, pbar_desc) -> dict:  # noqa: C901
@@ -337,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 save_checkpoint(ckpt, net, torch.optim.SGD([torch.zeros(1)]),
                                 {"layer": layer + 1, "step": 0, "history": json.dumps(history)})
     if d.main:
-        priors = count_ids(net, images, d.device, args.quiet)
+        counters = count_ids(net, images, d.device, args.quiet)
         roots = [Path(p) for p in args.data]
         sources = sorted({str(f.parent.relative_to(r)) if f.is_relative_to(r) else f.parent.name
                           for f in files for r in roots if f.is_relative_to(r)} or {f.parent.name for f in files})
@@ -346,7 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "steps_per_layer": args.steps, "crop": args.crop, "batch": args.batch * d.world,
                          "seed": args.seed, "seconds": round(time.time() - t0, 1), "history": history},
         }
-        model = save_model(net.cpu(), out, priors=priors, card=card)
+        model = save_model(net.cpu(), out, priors=[c.unigram for c in counters], card=card,
+                           prior_tables=[c.tensors() for c in counters])
         print(f"saved {out}.safetensors  fingerprint {model.fingerprint_hex}")
     if d.world > 1:
         dist.barrier()

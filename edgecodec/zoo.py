@@ -5,6 +5,10 @@ metadata holds the architecture and the fingerprint. Nothing is ever loaded with
 
 The fingerprint is the first 8 bytes of a SHA-256 over the canonical architecture JSON and every tensor (name,
 dtype, shape, bytes) of the weights file, priors included: everything that decoding depends on.
+
+Priors: ``prior.{l}`` holds the unigram id counts of layer ``l``; a model may also hold further integer tables of the
+layer's prior as ``prior_{name}.{l}`` (e.g. the context prior's ``prior_mode``, ``prior_new``, ``prior_param``; see
+:mod:`edgecodec.priors`). The fingerprint covers them all.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import argparse
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,7 @@ class Model:
     name: str
     card: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    prior_tables: list[dict[str, np.ndarray]] = field(default_factory=list)  # per layer, extra integer tables
 
     @property
     def num_layers(self) -> int:
@@ -67,8 +72,13 @@ def fingerprint(config: ModelConfig, tensors: dict[str, np.ndarray]) -> bytes:
     return h.digest()[:FINGERPRINT_BYTES]
 
 
-def export_tensors(net: HQAStack, priors: Sequence[np.ndarray] | None, half: bool = True) -> dict[str, np.ndarray]:
-    """Weights (fp16 if ``half``; buffers stay fp32) and int64 priors as numpy arrays."""
+def export_tensors(
+    net: HQAStack,
+    priors: Sequence[np.ndarray] | None,
+    half: bool = True,
+    prior_tables: Sequence[Mapping[str, np.ndarray]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Weights (fp16 if ``half``; buffers stay fp32), int64 priors and int64 prior tables as numpy arrays."""
     params = {n for n, _ in net.named_parameters()}
     out: dict[str, np.ndarray] = {}
     for name, t in net.state_dict().items():
@@ -78,16 +88,28 @@ def export_tensors(net: HQAStack, priors: Sequence[np.ndarray] | None, half: boo
         out[name] = a.numpy().copy()
     for i, p in enumerate(priors or []):
         out[f"prior.{i + 1}"] = np.asarray(p, dtype=np.int64)
+    for i, tables in enumerate(prior_tables or []):
+        for name, t in tables.items():
+            if not name.isidentifier() or not np.issubdtype(np.asarray(t).dtype, np.integer):
+                raise ValueError(f"prior table {name!r} of layer {i + 1}: needs an identifier name and integers")
+            out[f"prior_{name}.{i + 1}"] = np.asarray(t, dtype=np.int64)
     return out
 
 
 def save_model(
-    net: HQAStack, path: str | Path, priors: Sequence[np.ndarray] | None = None, card: dict | None = None
+    net: HQAStack,
+    path: str | Path,
+    priors: Sequence[np.ndarray] | None = None,
+    card: dict | None = None,
+    prior_tables: Sequence[Mapping[str, np.ndarray]] | None = None,
 ) -> Model:
-    """Write ``path``.safetensors and ``path``.json; returns the model as it loads back (fp16 weights)."""
+    """Write ``path``.safetensors and ``path``.json; returns the model as it loads back (fp16 weights).
+
+    ``prior_tables``: per layer, named integer tables of its prior beyond the unigram counts (see the module doc).
+    """
     base = Path(path).with_suffix("") if Path(path).suffix in (".safetensors", ".json") else Path(path)
     base.parent.mkdir(parents=True, exist_ok=True)
-    tensors = export_tensors(net, priors)
+    tensors = export_tensors(net, priors, prior_tables=prior_tables)
     fp = fingerprint(net.config, tensors)
     meta = {"format": "edgecodec-model/1", "config": net.config.canonical_json(), "fingerprint": fp.hex()}
     save_numpy(tensors, str(base) + ".safetensors", metadata=meta)
@@ -134,6 +156,14 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.dev
         raise ModelError(f"{path}: fingerprint mismatch (file says {meta.get('fingerprint')}, content is {fp.hex()})")
     net = HQAStack(config)
     priors = [tensors.pop(f"prior.{i + 1}") for i in range(net.num_layers) if f"prior.{i + 1}" in tensors]
+    prior_tables: list[dict[str, np.ndarray]] = [{} for _ in range(net.num_layers)]
+    for key in [k for k in tensors if k.startswith("prior_")]:
+        name, _, layer = key.removeprefix("prior_").rpartition(".")
+        if not layer.isdigit() or not 1 <= int(layer) <= net.num_layers or not name:
+            raise ModelError(f"{path}: prior table {key!r} names no layer of the model")
+        if not np.issubdtype(tensors[key].dtype, np.integer):
+            raise ModelError(f"{path}: prior table {key!r} is not an integer table")
+        prior_tables[int(layer) - 1][name] = tensors.pop(key)
     state = {k: torch.from_numpy(v).float() for k, v in tensors.items()}
     try:
         net.load_state_dict(state, strict=True)
@@ -142,7 +172,8 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.dev
     card_path = path.with_suffix(".json")
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
     net.eval().to(device)
-    return Model(net=net, fingerprint=fp, priors=priors, name=path.stem, card=card, path=path)
+    return Model(net=net, fingerprint=fp, priors=priors, name=path.stem, card=card, path=path,
+                 prior_tables=prior_tables if any(prior_tables) else [])
 
 
 def list_models() -> list[Path]:

@@ -145,3 +145,24 @@ def test_payload_is_deterministic_golden_words():
     payload = encode_ids(np.array([[0, 3, 2], [3, 3, 1]]), StaticPrior(freqs))
     assert payload == encode_ids(np.array([[0, 3, 2], [3, 3, 1]]), StaticPrior(freqs.copy()))
     assert len(payload) == 4
+
+
+def test_context_prior_goes_through_the_same_calls():
+    """encode_ids/decode_ids take a ContextPrior (a SequentialPrior) like a StaticPrior, with the same checks."""
+    from edgecodec.entropy import ContextPrior, SequentialPrior, ideal_bits
+    from edgecodec.priors import PriorCounter
+
+    counter = PriorCounter(64, 1)
+    ids = np.kron(np.random.default_rng(6).integers(0, 64, size=(4, 5)), np.ones((3, 3), np.int64))
+    counter.add(ids)
+    prior = ContextPrior.from_tensors(counter.unigram, counter.tensors())
+    assert isinstance(prior, SequentialPrior) and not isinstance(prior, IdPrior)
+    payload = encode_ids(ids, prior)
+    np.testing.assert_array_equal(decode_ids(payload, prior, ids.shape), ids)
+    assert 8 * len(payload) <= 1.01 * ideal_bits(ids, prior) + 64
+    assert len(payload) < len(encode_ids(ids, StaticPrior(smooth_counts(counter.unigram))))
+    for bad in (np.array([[64]]), np.array([[-1]]), np.array([[0.0]]), np.zeros((2, 2, 2), np.int64)):
+        with pytest.raises(ValueError):
+            encode_ids(bad, prior)
+    with pytest.raises(BitstreamError):
+        decode_ids(payload, prior, (2, 2))  # words left over

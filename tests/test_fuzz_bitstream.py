@@ -12,11 +12,26 @@ from hypothesis import strategies as st
 
 from edgecodec.bitstream import HEADER_SIZE, MAX_PAYLOAD_BYTES, Packet, decode_packet, encode_packet, read_packet
 from edgecodec.container import ContainerHeader, container_bytes, read_container
-from edgecodec.entropy import StaticPrior, decode_ids, encode_ids, smooth_counts
+from edgecodec.entropy import ContextPrior, StaticPrior, decode_ids, encode_ids, smooth_counts
 from edgecodec.errors import BitstreamError, TruncatedError
+from edgecodec.priors import PriorCounter
 
 FP = b"fuzzfuzz"
 PRIOR = StaticPrior(smooth_counts(np.arange(64, 0, -1, dtype=np.int64) ** 2))
+
+
+def context_prior(period: int) -> ContextPrior:
+    """A context prior counted on blocky grids, so that copies are likely and NEW ids skewed."""
+    counter = PriorCounter(64, period)
+    rng = np.random.default_rng(period)
+    for _ in range(4):
+        counter.add(np.kron(rng.integers(0, 64, size=(6, 8)), np.ones((3, 2), np.int64)))
+    return ContextPrior.from_tensors(counter.unigram, counter.tensors())
+
+
+CONTEXT_PRIORS = [context_prior(1), context_prior(2)]
+CONTEXT_PAYLOADS = [encode_ids(np.kron(np.arange(6).reshape(2, 3), np.ones((3, 3), np.int64))[:5, :7], p)
+                    for p in CONTEXT_PRIORS]
 FUZZ = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -74,6 +89,9 @@ def test_random_bytes(data):
     only_bitstream_errors(read_container, io.BytesIO(data))
     only_bitstream_errors(read_container, io.BytesIO(CONTAINER[:8] + data))
     only_bitstream_errors(decode_ids, data, PRIOR, (5, 7))
+    for prior in CONTEXT_PRIORS:
+        only_bitstream_errors(decode_ids, data, prior, (5, 7))
+        only_bitstream_errors(decode_ids, data, prior, (1, 3))
 
 
 @FUZZ
@@ -103,6 +121,20 @@ def test_mutated_container(mutation):
 def test_mutated_id_payload(mutation):
     payload = decode_packet(PACKET).payload
     only_bitstream_errors(decode_ids, mutate(payload, *mutation), PRIOR, (5, 7))
+    for prior, payload in zip(CONTEXT_PRIORS, CONTEXT_PAYLOADS, strict=True):
+        only_bitstream_errors(decode_ids, mutate(payload, *mutation), prior, (5, 7))
+
+
+@FUZZ
+@given(st.binary(max_size=64).map(lambda b: b[: len(b) // 4 * 4]), st.integers(1, 40), st.integers(1, 40))
+def test_context_prior_decodes_random_words_of_any_grid(data, h, w):
+    """Random whole words for any grid shape: a grid of valid ids or a BitstreamError, nothing else."""
+    for prior in CONTEXT_PRIORS:
+        try:
+            out = decode_ids(data, prior, (h, w))
+        except BitstreamError:
+            continue
+        assert out.shape == (h, w) and out.min() >= 0 and out.max() < 64
 
 
 @FUZZ
