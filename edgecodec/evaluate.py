@@ -6,8 +6,8 @@ Every number is measured per image and then averaged over the images (means of r
 - ``bpp_fixed``: ids in the grid x log2 K / pixels (a fixed-length code, no header).
 - ``bpp_entropy``: the empirical order-0 entropy of *this image's* id histogram for the layer, x ids / pixels: what an
   ideal coder would spend with a table fitted to the image itself and sent for free (a bound, not a real code).
-- ``bpp_xent``: the ideal code length of the ids under the integer table the coder really uses (the model's stored
-  counts after :func:`~edgecodec.entropy.smooth_counts`) / pixels.
+- ``bpp_xent``: the ideal code length of the ids under the prior the coder really uses (the model's integer
+  tables; :func:`~edgecodec.entropy.ideal_bits`, context included) / pixels.
 - ``bpp_payload``: bytes of the ANS payload x 8 / pixels; ``bpp_coded``: bytes of the whole packet, header included.
   ``overhead_bits`` (mean and max) is payload bits minus the ideal ``xent`` bits of one packet.
 - ``bpp_zstd``: zstd level 19 over the raw ids as little-endian uint16, x 8 / pixels.
@@ -43,7 +43,7 @@ import zstandard
 from edgecodec.bitstream import HEADER_SIZE
 from edgecodec.codec import Codec
 from edgecodec.data import list_images, read_rgb
-from edgecodec.entropy import cross_entropy_bits
+from edgecodec.entropy import ideal_bits
 from edgecodec.errors import ModelError
 
 QUALITIES = tuple(range(1, 101))
@@ -164,7 +164,7 @@ def evaluate_image(codec: Codec, rgb: np.ndarray, zstd: zstandard.ZstdCompressor
         decode_ms = (time.perf_counter() - t0) * 1e3
         if not np.array_equal(codec.packet_ids(parsed), ids):
             raise RuntimeError(f"layer {layer}: the ids decoded from the packet differ from the encoder's")
-        xent = cross_entropy_bits(ids, codec.priors[layer - 1].freqs)
+        xent = ideal_bits(ids, codec.priors[layer - 1])
         row = {
             "layer": layer,
             "bpp_fixed": ids.size * math.log2(k) / pixels,

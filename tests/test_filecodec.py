@@ -40,7 +40,7 @@ def one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def codec() -> Codec:
-    return Codec("hqa5")
+    return Codec("hqa5", backend="auto")  # the backend the CLI uses by default
 
 
 def synthetic_image(path: Path, width: int = 100, height: int = 75, seed: int = 0) -> np.ndarray:
