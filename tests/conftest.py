@@ -34,3 +34,17 @@ def image_dir(tmp_path: Path) -> Path:
         cv2.circle(im, (int(rng.integers(20, 100)), int(rng.integers(20, 70))), 15, (255, 255, 0), -1)
         cv2.imwrite(str(d / f"im{i}.png"), im)
     return d
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _artefact_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Exported ONNX graphs go to a temporary cache, not the user's ~/.cache (subprocesses inherit it)."""
+    import os
+
+    old = os.environ.get("EDGECODEC_CACHE")
+    os.environ["EDGECODEC_CACHE"] = str(tmp_path_factory.mktemp("edgecodec-cache"))
+    yield
+    if old is None:
+        os.environ.pop("EDGECODEC_CACHE", None)
+    else:
+        os.environ["EDGECODEC_CACHE"] = old
