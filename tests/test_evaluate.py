@@ -188,7 +188,10 @@ def test_update_card_writes_only_the_card(run, images, tmp_path, monkeypatch, ca
     assert rc == 0 and "updated" in capsys.readouterr().out
     card = json.loads((tmp_path / "hqa5.json").read_text())
     assert (tmp_path / "hqa5.safetensors").read_bytes() == weights
-    assert {k: v for k, v in card.items() if k != "eval"} == before
+    assert {k: v for k, v in card.items() if k != "eval"} == {k: v for k, v in before.items() if k != "eval"}
+    for name, old in before.get("eval", {}).items():  # results on other data sets are kept
+        if name != images.name:
+            assert card["eval"][name] == old
     entry = card["eval"][images.name]
     assert entry["images"] == result["images"] and entry["layers"] == result["layers"]
     assert "per_image" not in entry
