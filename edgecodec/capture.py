@@ -22,6 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edgecodec.cliutil import positive
 from edgecodec.errors import ConfigError, SourceError
 
 Size = tuple[int, int]  # (width, height)
@@ -395,19 +396,6 @@ def _size_arg(text: str) -> Size:
         raise argparse.ArgumentTypeError(f"expected WxH, e.g. 640x480, got {text!r}") from None
 
 
-def _positive(kind: type) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-        return value
-
-    return convert
-
-
 def add_source_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """Add ``--camera N | --video FILE | --images DIR | --synthetic`` and ``--size --fps --loop --frames``."""
     group = parser.add_mutually_exclusive_group(required=required)
@@ -416,9 +404,9 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, required: bool = Tr
     group.add_argument("--images", metavar="DIR", help="folder of images, in name order")
     group.add_argument("--synthetic", action="store_true", help="moving test pattern")
     parser.add_argument("--size", type=_size_arg, metavar="WxH", help="frame size (resize; the frame size of .yuv)")
-    parser.add_argument("--fps", type=_positive(float), help="camera rate; for files, pace frames at this rate")
+    parser.add_argument("--fps", type=positive(float), help="camera rate; for files, pace frames at this rate")
     parser.add_argument("--loop", action="store_true", help="restart a video or image folder at its end")
-    parser.add_argument("--frames", type=_positive(int), metavar="N", help="stop after N frames")
+    parser.add_argument("--frames", type=positive(int), metavar="N", help="stop after N frames")
 
 
 def source_from_args(ns: argparse.Namespace) -> FrameSource:

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +27,7 @@ import numpy as np
 
 from edgecodec import bitstream
 from edgecodec.capture import wall_clock_us
+from edgecodec.cliutil import positive, sigterm_as_interrupt
 from edgecodec.codec import Codec
 from edgecodec.errors import BitstreamError, ConfigError, EdgecodecError
 from edgecodec.sinks import DisplaySink, NullSink, Sink, VideoRecorder, display_available, draw_label
@@ -298,43 +297,6 @@ def format_summary(s: dict[str, Any], timer: StageTimer, paths: list[str]) -> st
     return "\n".join(lines)
 
 
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt (main thread only), so ``kill`` ends with a summary."""
-    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgecodec receive", description="Receive, decode and display, record or count one or more streams."
@@ -344,15 +306,15 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--display", action="store_true", help="show each stream in a window (default if a display)")
     out.add_argument("--headless", action="store_true", help="no window: decode and count only")
     parser.add_argument("--record", metavar="FILE.mp4", help="write the decoded frames to an mp4 file")
-    parser.add_argument("--record-fps", type=_positive_float, default=25.0, help="frame rate of --record (25)")
+    parser.add_argument("--record-fps", type=positive(float), default=25.0, help="frame rate of --record (25)")
     parser.add_argument("--overlay", action="store_true", help="draw the stream, layer and size on each frame")
     parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
     parser.add_argument(
         "--backend", default="auto", help="inference backend: auto, torch, onnx, tensorrt (default auto)"
     )
     parser.add_argument("--device", default="cpu", help="torch device for the torch backend (default cpu)")
-    parser.add_argument("--frames", type=_positive_int, metavar="N", help="stop after N frames (all streams)")
-    parser.add_argument("--timeout", type=_positive_float, metavar="S", help="stop after S seconds without a packet")
+    parser.add_argument("--frames", type=positive(int), metavar="N", help="stop after N frames (all streams)")
+    parser.add_argument("--timeout", type=positive(float), metavar="S", help="stop after S seconds without a packet")
     parser.add_argument("--stats", metavar="FILE", help="write one JSON record per frame (and a summary) here")
     parser.add_argument("--quiet", action="store_true", help="no status line every second")
     return parser

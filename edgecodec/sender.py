@@ -17,11 +17,10 @@ blocking (:class:`edgecodec.transport.Sender`): a frame that cannot be queued is
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import numpy as np
 
 from edgecodec import bitstream
 from edgecodec.capture import CameraSource, Frame, FrameSource, add_source_arguments, source_from_args, wall_clock_us
+from edgecodec.cliutil import sigterm_as_interrupt
 from edgecodec.codec import Codec
 from edgecodec.config import RateConfig, load_rate_config, preset_names
 from edgecodec.container import ContainerHeader, ContainerWriter
@@ -120,29 +120,6 @@ def rate_clock(source: FrameSource, fps: float | None) -> Callable[[Frame], floa
     if isinstance(source, CameraSource) or not media_fps:
         return lambda frame: frame.timestamp_us / 1e6
     return lambda frame: frame.index / media_fps
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt (main thread only), so ``kill`` ends a stream with its summary."""
-    if sys.platform == "win32" or not _in_main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def stream_frames(

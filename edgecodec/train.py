@@ -152,7 +152,6 @@ def count_ids(
 def train_layer(net, layer, sampler, args, d: Dist, ckpt, start_step, opt_state, pbar_desc) -> dict:  # noqa: C901
     lyr = net.layers[layer - 1]
     steps, crop, batch = args.steps[layer - 1], args.crop[layer - 1], args.batch
-    main_steps = int(steps * (1 - FINETUNE_FRACTION))
     budget = args.time_budget * steps / sum(args.steps) if args.time_budget else 0.0
     t_start = time.time()
 
@@ -240,7 +239,8 @@ def train_layer(net, layer, sampler, args, d: Dist, ckpt, start_step, opt_state,
             with torch.no_grad():
                 net.eval()
                 shown_psnr = psnr(net.reconstruct(x[:8], layer), x[:8])
-            pbar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{shown_psnr:.2f}", tau=f"{lyr.quantizer.temperature:.2f}")
+            tau = lyr.quantizer.temperature
+            pbar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{shown_psnr:.2f}", tau=f"{tau:.2f}")
         if d.main and ckpt is not None and (step + 1) % args.ckpt_every == 0:
             save_checkpoint(ckpt, net, opt, {"layer": layer, "step": step + 1})
         step += 1

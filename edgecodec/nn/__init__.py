@@ -3,4 +3,13 @@
 from edgecodec.nn.layers import HQALayer, LayerConfig, VectorQuantizer
 from edgecodec.nn.stack import Encoded, HQAStack, ModelConfig, default_config, tiny_config
 
-__all__ = ["Encoded", "HQALayer", "HQAStack", "LayerConfig", "ModelConfig", "VectorQuantizer", "default_config", "tiny_config"]
+__all__ = [
+    "Encoded",
+    "HQALayer",
+    "HQAStack",
+    "LayerConfig",
+    "ModelConfig",
+    "VectorQuantizer",
+    "default_config",
+    "tiny_config",
+]
