@@ -22,6 +22,7 @@ only at run time: :meth:`RateConfig.check_layers` validates the layer bounds aga
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 from dataclasses import dataclass, field, fields, replace
@@ -189,3 +190,14 @@ def load_rate_config(name_or_path: str, *, kbps: float | None = None) -> RateCon
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{label}: not valid TOML: {exc}") from None
     return _parse(data, name, label).with_kbps(kbps)
+
+
+def add_rate_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--rate-config NAME|FILE`` and ``--kbps N``, as send, demo and profile take them."""
+    parser.add_argument(
+        "--rate-config",
+        default="balanced",
+        metavar="NAME|FILE",
+        help=f"rate preset ({', '.join(preset_names())}) or a .toml file (default balanced)",
+    )
+    parser.add_argument("--kbps", type=float, metavar="N", help="override the preset's budget (0 = unlimited)")

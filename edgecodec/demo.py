@@ -20,7 +20,7 @@ import numpy as np
 
 from edgecodec.capture import Frame, VideoSource, parse_size
 from edgecodec.codec import Codec
-from edgecodec.config import preset_names
+from edgecodec.config import add_rate_arguments
 from edgecodec.errors import ConfigError
 from edgecodec.rate import RateController
 from edgecodec.receiver import Decoded, FrameReceiver, receive_frames
@@ -81,13 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", metavar="WxH", help="resize the frames first")
     parser.add_argument("--frames", type=int, metavar="N", help="only the first N frames")
     parser.add_argument("--fps", type=float, help="pace the sender at this rate (default: as fast as it can)")
-    parser.add_argument(
-        "--rate-config",
-        default="balanced",
-        metavar="NAME|FILE",
-        help=f"rate preset ({', '.join(preset_names())}) or a .toml file (default balanced)",
-    )
-    parser.add_argument("--kbps", type=float, metavar="N", help="override the preset's budget (0 = unlimited)")
+    add_rate_arguments(parser)
     parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
     parser.add_argument(
         "--backend", default="auto", help="inference backend: auto, torch, onnx, tensorrt (default auto)"

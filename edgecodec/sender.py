@@ -30,7 +30,7 @@ from edgecodec import bitstream
 from edgecodec.capture import CameraSource, Frame, FrameSource, add_source_arguments, source_from_args, wall_clock_us
 from edgecodec.cliutil import sigterm_as_interrupt
 from edgecodec.codec import Codec
-from edgecodec.config import RateConfig, load_rate_config, preset_names
+from edgecodec.config import RateConfig, add_rate_arguments, load_rate_config
 from edgecodec.container import ContainerHeader, ContainerWriter
 from edgecodec.errors import ConfigError, SinkError
 from edgecodec.rate import RateController
@@ -208,13 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend", default="auto", help="inference backend: auto, torch, onnx, tensorrt (default auto)"
     )
     parser.add_argument("--device", default="cpu", help="torch device for the torch backend (default cpu)")
-    parser.add_argument(
-        "--rate-config",
-        default="balanced",
-        metavar="NAME|FILE",
-        help=f"rate preset ({', '.join(preset_names())}) or a .toml file (default balanced)",
-    )
-    parser.add_argument("--kbps", type=float, metavar="N", help="override the preset's budget (0 = unlimited)")
+    add_rate_arguments(parser)
     parser.add_argument("--stats", metavar="FILE", help="write one JSON record per frame (and a summary) here")
     parser.add_argument("--save", metavar="FILE.ecz", help="also write every packet made (sent or dropped) here")
     parser.add_argument(
