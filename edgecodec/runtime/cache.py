@@ -18,11 +18,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from edgecodec.errors import ModelError
+
+log = logging.getLogger(__name__)
 
 SIDECAR_FORMAT = "edgecodec-artefact/1"
 
@@ -126,3 +131,30 @@ def check(path: Path, fingerprint_hex: str, key: Mapping[str, Any], versions: Ma
     except OSError as exc:
         return f"unreadable ({exc})"
     return None
+
+
+def build_reason(
+    path: Path,
+    fingerprint_hex: str,
+    key: Mapping[str, Any],
+    versions: Mapping[str, str],
+    *,
+    force: bool,
+    build: bool,
+    how_to_build: str,
+    report: list[str],
+) -> str | None:
+    """Why the artefact at ``path`` must be (re)built, or None when it is up to date; never lets a stale one through.
+
+    Up to date: notes it in ``report``. Otherwise, with ``build`` the reason is logged (for an existing file) and
+    returned; without, a ModelError names the reason and ``how_to_build``.
+    """
+    reason = "forced" if force else check(path, fingerprint_hex, key, versions)
+    if reason is None:
+        report.append(f"{path}: up to date")
+        return None
+    if not build:
+        raise ModelError(f"{path}: cannot be used ({reason}); run `{how_to_build}` to build it")
+    if path.exists() or force:
+        log.warning("rebuilding %s: %s", path, reason)
+    return reason

@@ -261,18 +261,12 @@ def ensure_onnx(
     paths, report = {}, []
     for name in artefact_names(model.num_layers):
         path = folder / name
-        reason = "forced" if force else cache.check(path, model.fingerprint_hex, key, versions)
         paths[name] = path
+        how = f"edgecodec export --backend onnx --model {model.name}"
+        reason = cache.build_reason(path, model.fingerprint_hex, key, versions, force=force, build=build,
+                                    how_to_build=how, report=report)  # fmt: skip
         if reason is None:
-            report.append(f"{path}: up to date")
             continue
-        if not build:
-            raise ModelError(
-                f"{path}: cannot be used ({reason}); run `edgecodec export --backend onnx "
-                f"--model {model.name}` to build it"
-            )
-        if path.exists() or force:
-            log.warning("rebuilding %s: %s", path, reason)
         data = (
             export_encoder(model.net, variant)
             if name == "encoder.onnx"

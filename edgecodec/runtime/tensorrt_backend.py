@@ -221,17 +221,11 @@ def ensure_tensorrt(
     paths, report = {}, []
     for name in names:
         path = paths[name] = folder / name
-        reason = "forced" if force else cache.check(path, model.fingerprint_hex, key, versions)
+        how = f"edgecodec export --backend tensorrt --model {model.name} --size {size[1]}x{size[0]}"
+        reason = cache.build_reason(path, model.fingerprint_hex, key, versions, force=force, build=build,
+                                    how_to_build=how, report=report)  # fmt: skip
         if reason is None:
-            report.append(f"{path}: up to date")
             continue
-        if not build:
-            raise ModelError(
-                f"{path}: cannot be used ({reason}); run `edgecodec export --backend tensorrt "
-                f"--model {model.name} --size {size[1]}x{size[0]}` to build it"
-            )
-        if path.exists() or force:
-            log.warning("rebuilding %s: %s", path, reason)
         require_tensorrt(build=True)
         data = build_engine(model, name, size, precision, dev)
         extra = {"model": model.name, **builder_info("torch-tensorrt")}
