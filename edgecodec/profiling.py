@@ -68,7 +68,7 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +77,7 @@ from typing import Any
 import numpy as np
 
 from edgecodec.capture import Size, add_source_arguments, parse_size, source_from_args
+from edgecodec.cliutil import at_least
 from edgecodec.errors import ConfigError, EdgecodecError, SinkError, TransportError
 from edgecodec.timing import StatsLog, StreamMeter, substage
 
@@ -219,7 +220,7 @@ class CpuClock:
         cpu0, wall0 = self.started or (time.process_time(), time.perf_counter())
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         pct = round(100 * cpu / wall, 1) if wall > 0 else 0.0
-        self.result = {"wall_s": round(wall, 3), "cores": os.cpu_count(),
+        self.result = {"wall_s": round(wall, 3), "cores": os.cpuat_least(),
                        "processes": {"profile": {"cpu_s": round(cpu, 3), "percent": pct}}, "percent": pct}  # fmt: skip
         return self.result
 
@@ -446,7 +447,7 @@ def run_processes(ns: argparse.Namespace, backend: str, size: Size | None) -> Me
     wall = max(c.ended or start for c in children) - start
     cpu_each = {"sender": sender.cpu(wall), "receiver": receiver.cpu(wall)}
     pcts = [c["percent"] for c in cpu_each.values() if c["percent"] is not None]
-    cpu = {"wall_s": round(wall, 3), "cores": os.cpu_count(), "processes": cpu_each,
+    cpu = {"wall_s": round(wall, 3), "cores": os.cpuat_least(), "processes": cpu_each,
            "percent": round(sum(pcts), 1) if pcts else None}  # fmt: skip
     summary = next((r for r in reversed(sent) if r.get("kind") == "summary"), {})
     source = next((line.split("; ")[1] for line in sender.err if line.startswith("edgecodec send: stream")), "?")
@@ -644,19 +645,6 @@ def _size(text: str) -> Size:
         raise argparse.ArgumentTypeError(f"expected WxH, e.g. 640x480, got {text!r}") from None
 
 
-def _count(minimum: int) -> Callable[[str], int]:
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text!r}")
-        return value
-
-    return convert
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="edgecodec profile",
@@ -665,8 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_source_arguments(parser)  # --size and --frames are replaced below: a list of sizes, and 100 frames
     parser.add_argument("--size", type=_size, nargs="+", metavar="WxH", help="frame sizes to compare (resize)")
-    parser.add_argument("--frames", type=_count(1), default=100, metavar="N", help="frames measured (default 100)")
-    parser.add_argument("--warmup", type=_count(0), default=2, metavar="K",
+    parser.add_argument("--frames", type=at_least(1), default=100, metavar="N", help="frames measured (default 100)")
+    parser.add_argument("--warmup", type=at_least(0), default=2, metavar="K",
                         help="frames run first and left out of the statistics (default 2)")  # fmt: skip
     parser.add_argument(
         "--mode",
@@ -676,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--backend", nargs="+", default=["auto"], metavar="NAME",
                         help="backends to compare: auto, torch, onnx, tensorrt (default auto)")  # fmt: skip
-    parser.add_argument("--threads", type=_count(1), metavar="N",
+    parser.add_argument("--threads", type=at_least(1), metavar="N",
                         help="CPU threads of each process's backend (default: all usable CPUs)")  # fmt: skip
     parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
     parser.add_argument("--device", default="cpu", help="torch device for the torch backend (default cpu)")
