@@ -220,7 +220,7 @@ class CpuClock:
         cpu0, wall0 = self.started or (time.process_time(), time.perf_counter())
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         pct = round(100 * cpu / wall, 1) if wall > 0 else 0.0
-        self.result = {"wall_s": round(wall, 3), "cores": os.cpuat_least(),
+        self.result = {"wall_s": round(wall, 3), "cores": os.cpu_count(),
                        "processes": {"profile": {"cpu_s": round(cpu, 3), "percent": pct}}, "percent": pct}  # fmt: skip
         return self.result
 
@@ -447,7 +447,7 @@ def run_processes(ns: argparse.Namespace, backend: str, size: Size | None) -> Me
     wall = max(c.ended or start for c in children) - start
     cpu_each = {"sender": sender.cpu(wall), "receiver": receiver.cpu(wall)}
     pcts = [c["percent"] for c in cpu_each.values() if c["percent"] is not None]
-    cpu = {"wall_s": round(wall, 3), "cores": os.cpuat_least(), "processes": cpu_each,
+    cpu = {"wall_s": round(wall, 3), "cores": os.cpu_count(), "processes": cpu_each,
            "percent": round(sum(pcts), 1) if pcts else None}  # fmt: skip
     summary = next((r for r in reversed(sent) if r.get("kind") == "summary"), {})
     source = next((line.split("; ")[1] for line in sender.err if line.startswith("edgecodec send: stream")), "?")
