@@ -75,6 +75,41 @@ def test_onnx_backend_runs_on_the_cpu_only(tiny, cache_dir) -> None:  # noqa: AN
     assert make_backend("auto", tiny, "cpu", cache_dir=cache_dir).name == "onnx"
 
 
+SHARED_POOL_SCRIPT = """
+import sys, numpy as np, onnxruntime as ort
+from edgecodec.zoo import load_model
+from edgecodec.runtime import make_backend
+b = make_backend("onnx", load_model(sys.argv[1]), "cpu", cache_dir=sys.argv[2], threads=2)
+b2 = make_backend("onnx", load_model(sys.argv[1]), "cpu", cache_dir=sys.argv[2], threads=1)
+ids, _ = b.encode(np.zeros((1, 3, 16, 16), np.float32))
+assert b2.decode(ids[0], 1).shape == (1, 3, 16, 16)
+try:  # a session of another library, with ONNX Runtime's default options
+    ort.InferenceSession(sys.argv[3], providers=["CPUExecutionProvider"])
+    print("plain session ok", b.threads, b2.threads)
+except Exception:
+    print("plain session refused", b.threads, b2.threads)
+"""
+
+
+@needs_ort
+@pytest.mark.parametrize(("env", "want"), [("1", "plain session refused 2 2"), ("0", "plain session ok 2 1")])
+def test_shared_thread_pool_and_its_opt_out(tiny, cache_dir, env, want) -> None:  # noqa: ANN001
+    import os
+    import subprocess
+    import sys
+
+    from edgecodec.runtime.onnx_backend import ensure_onnx
+
+    paths, _ = ensure_onnx(tiny, cache_dir)
+    out = subprocess.run(
+        [sys.executable, "-c", SHARED_POOL_SCRIPT, str(tiny.path), str(cache_dir), str(paths["decoder-1.onnx"])],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+        env={**os.environ, "EDGECODEC_ORT_SHARED_POOL": env},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == want
+
+
 # ---- the fast CPU search is the same search -----------------------------------------------------------------------
 def test_blocked_cpu_search_gives_the_one_matrix_ids(monkeypatch) -> None:  # noqa: ANN001
     from edgecodec.nn.layers import VectorQuantizer
@@ -107,7 +142,53 @@ def test_export_graphs_compute_what_the_stack_computes(tiny) -> None:  # noqa: A
             )
 
 
+def test_space_to_depth_rewrite_computes_the_same() -> None:
+    from torch import nn
+
+    from edgecodec.runtime.graphs import SpaceToDepth, with_space_to_depth
+
+    torch.manual_seed(0)
+    for block in (2, 4):
+        seq = nn.Sequential(nn.PixelUnshuffle(block), nn.Conv2d(3 * block * block, 5, 3, padding=1), nn.GELU()).eval()
+        new = with_space_to_depth(seq)
+        assert isinstance(new[0], SpaceToDepth) and not torch.equal(new[1].weight, seq[1].weight)
+        x = torch.rand(2, 3, 8 * block, 4 * block)
+        torch.testing.assert_close(new(x), seq(x), atol=1e-5, rtol=1e-5)
+
+
 # ---- ONNX Runtime against eager torch ------------------------------------------------------------------------------
+@needs_ort
+@pytest.mark.parametrize(("k", "d"), [(256, 8), (2048, 32)])  # TopK blocks, and the two-step ArgMax
+@pytest.mark.parametrize("variant", ["cpu", "plain"])
+def test_onnx_search_is_argmax_with_first_index_on_ties(k, d, variant) -> None:  # noqa: ANN001
+    import onnxruntime as ort
+    from onnx import helper
+
+    from edgecodec.runtime.onnx_backend import OPSET, _scan_rows, _vq_nodes, session_options
+
+    rng = np.random.default_rng(k)
+    codes = rng.standard_normal((k, d)).astype(np.float32)
+    codes[k // 2 :] = codes[: k - k // 2]  # every code twice: each maximum is a tie, the lower index must win
+    codes /= np.linalg.norm(codes, axis=1, keepdims=True)
+    z = codes[rng.integers(0, k, (2, 32, 24))] + 0.01 * rng.standard_normal((2, 32, 24, d)).astype(np.float32)
+    z /= np.linalg.norm(z, axis=-1, keepdims=True)
+    rows = _scan_rows(1, 5, k)
+    assert rows > 0
+    nodes, inits, ids, _ = _vq_nodes(1, "z", codes, np.ones(d, np.float32), variant, rows)
+    graph = helper.make_graph(
+        nodes, "search", [helper.make_tensor_value_info("z", 1, ["N", "h", "w", d])],
+        [helper.make_tensor_value_info(ids, 7, None)], inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    opts, _ = session_options(ort, 1)  # the process may have ONNX Runtime's shared pool already
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"z": z})[0]
+    score = z.reshape(-1, d) @ codes.T - 0.5 * (codes * codes).sum(1)
+    want = score.argmax(1).reshape(2, 32, 24)
+    assert (want < k - k // 2).all()  # the test really has ties, broken towards the first copy
+    np.testing.assert_array_equal(got, want)
+
+
 @needs_ort
 @pytest.mark.parametrize("variant", ["cpu", "plain"])
 def test_tiny_onnx_matches_torch(tiny, cache_dir, variant) -> None:  # noqa: ANN001

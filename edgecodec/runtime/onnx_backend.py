@@ -9,10 +9,11 @@ Graphs (opset 17, dynamic N, H and W), one encoder and one decoder per layer:
 
 Two variants of the search exist. ``plain`` is MatMul + Add + ArgMax: what TensorRT (``trtexec``) and any other
 runtime take. ``cpu`` (the default here) runs the search in row blocks inside a ``Scan``, so that the score matrix of
-a block (positions x K) stays in cache, and finds the argmax in two steps: ReduceMax over groups of codes
-(vectorised in ONNX Runtime, where ArgMax is not), ArgMax over the group maxima, then ArgMax inside the winning group.
-That gives the same index as a plain ArgMax (first maximum), about twice as fast on a CPU; measured in
-docs/backends.md.
+a block (positions x K) stays in cache. Inside a block, small codebooks (K <= 512, the big grids of layers 1 and 2)
+take the maximum with TopK(k=1), which ONNX Runtime vectorises; larger ones find it in two steps: ReduceMax over
+groups of codes, ArgMax over the group maxima, then ArgMax inside the winning group (ONNX Runtime's ArgMax is not
+vectorised). Both give the index a plain ArgMax gives (the first maximum: TopK breaks ties by the lower index);
+timings in docs/backends.md.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 OPSET = 17
 VARIANTS = ("cpu", "plain")
 # Export layout version: bump when the graphs change, so that cached graphs are rebuilt.
-GRAPH_VERSION = "1"
+GRAPH_VERSION = "3"
 TRACE_SIZE = (256, 256)  # (H, W) the graphs are traced at; every axis but C is dynamic anyway
 
 
@@ -130,6 +131,20 @@ def _group_size(k: int) -> int:
     return best
 
 
+TOPK_MAX_K = 512  # codebooks up to this size are searched with TopK(k=1), larger ones in two ArgMax steps
+
+
+def _topk_nodes(score: str, out: str, p: str) -> tuple[list, list]:
+    """Index of the maximum over the last axis of ``score`` (P, K) -> ``out`` (P,), through TopK(k=1)."""
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("TopK", [score, p + "one"], [p + "top", p + "top_i"], axis=-1, largest=1, sorted=1),
+        helper.make_node("Reshape", [p + "top_i", p + "m1"], [out]),  # (P,)
+    ]
+    return nodes, [_const(p + "one", [1]), _const(p + "m1", [-1])]
+
+
 def _vq_nodes(layer: int, z: str, codes: np.ndarray, inv_std: np.ndarray, variant: str, rows: int):
     """Nodes that turn unit vectors ``z`` (N, h, w, D) into ``ids_<layer>`` (N, h, w) and qerr (N, 1)."""
     from onnx import helper
@@ -152,7 +167,10 @@ def _vq_nodes(layer: int, z: str, codes: np.ndarray, inv_std: np.ndarray, varian
     else:
         # Blocks of `rows` grid rows: (N, h, w, D) -> (N*h/rows, rows*w, D), one Scan step per block.
         b = p + "b_"
-        body_nodes, body_inits = _argmax_nodes(b + "score", b + "ids", k, _group_size(k), b)
+        if k <= TOPK_MAX_K:
+            body_nodes, body_inits = _topk_nodes(b + "score", b + "ids", b)
+        else:
+            body_nodes, body_inits = _argmax_nodes(b + "score", b + "ids", k, _group_size(k), b)
         body_nodes = [
             helper.make_node("MatMul", [b + "z", p + "codes_t"], [b + "dot"]),
             helper.make_node("Add", [b + "dot", p + "bias"], [b + "score"]),
@@ -194,10 +212,13 @@ def _vq_nodes(layer: int, z: str, codes: np.ndarray, inv_std: np.ndarray, varian
     return nodes, inits, ids, p + "qerr_n1"
 
 
-def _scan_rows(layer: int, num_layers: int) -> int:
+def _scan_rows(layer: int, num_layers: int, codebook_size: int) -> int:
     """Grid rows per Scan block for ``layer`` (0: no Scan). Grids of layer l have heights that are multiples of
-    2 ** (L - l); the top layer's grid is small enough for a plain search."""
-    return min(2, 2 ** (num_layers - layer)) if layer < num_layers else 0
+    2 ** (L - l); the top layer's grid is small enough for a plain search. TopK blocks are best at a few thousand
+    positions (up to 16 rows), the two-step ArgMax at a few hundred (2 rows); measured in docs/backends.md."""
+    if layer >= num_layers:
+        return 0
+    return min(16 if codebook_size <= TOPK_MAX_K else 2, 2 ** (num_layers - layer))
 
 
 def export_encoder(net, variant: str = "cpu") -> bytes:  # noqa: ANN001 - HQAStack
@@ -212,7 +233,8 @@ def export_encoder(net, variant: str = "cpu") -> bytes:  # noqa: ANN001 - HQASta
     axes = {"frames": {0: "N", 2: "H", 3: "W"}}
     axes |= {z: {0: "N", 1: f"h{i}", 2: f"w{i}"} for i, z in enumerate(znames, start=1)}
     example = torch.rand(1, 3, *TRACE_SIZE)
-    trunk = onnx.load_from_string(_torch_export(EncoderGraph(net, outputs="z"), example, "frames", znames, axes))
+    graph_module = EncoderGraph(net, outputs="z", space_to_depth_op=True)
+    trunk = onnx.load_from_string(_torch_export(graph_module, example, "frames", znames, axes))
     graph = trunk.graph
     del graph.output[:]
     qerrs = []
@@ -221,7 +243,7 @@ def export_encoder(net, variant: str = "cpu") -> bytes:  # noqa: ANN001 - HQASta
         codes = lyr.quantizer.codes.detach().cpu().numpy()
         inv_std = (1.0 / lyr.ze_std.detach().cpu()).numpy()
         nodes, inits, ids, qerr = _vq_nodes(
-            layer, znames[layer - 1], codes, inv_std, variant, _scan_rows(layer, n_layers)
+            layer, znames[layer - 1], codes, inv_std, variant, _scan_rows(layer, n_layers, codes.shape[0])
         )
         graph.node.extend(nodes)
         graph.initializer.extend(inits)
@@ -240,7 +262,7 @@ def export_decoder(net, layer: int) -> bytes:  # noqa: ANN001 - HQAStack
     grid = (TRACE_SIZE[0] >> layer, TRACE_SIZE[1] >> layer)
     example = torch.zeros(1, *grid, dtype=torch.int64)
     axes = {"ids": {0: "N", 1: "h", 2: "w"}, "frames": {0: "N", 2: "H", 3: "W"}}
-    return _torch_export(DecoderGraph(net, layer), example, "ids", ["frames"], axes)
+    return _torch_export(DecoderGraph(net, layer, space_to_depth_op=True), example, "ids", ["frames"], axes)
 
 
 def ensure_onnx(
@@ -300,6 +322,47 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_global_pool_threads: int | None = None  # threads of this process's shared ONNX Runtime pool; 0: none to be had
+
+
+def session_options(ort, threads: int):  # noqa: ANN001, ANN201 - the onnxruntime module, SessionOptions
+    """(options, threads) for a session on ``threads`` threads, without sessions fighting over the cores.
+
+    Each ONNX Runtime session normally owns a thread pool whose threads spin for a while after every run. The codec
+    runs several sessions in turn (the encoder, then a decoder, in the loopback demo and the profiler), and on a
+    2-core machine the spinning threads of the previous session slowed the next one by up to 2x; turning the
+    spinning off instead slows the encoder's many small Scan steps by about 1.2x (docs/backends.md). So all sessions
+    of a process share ONNX Runtime's process-wide pool, made with the first session.
+
+    That pool is process-wide state: ONNX Runtime allows one, with one thread count, and once it exists every
+    session of the process must be made with ``use_per_session_threads = False`` (options from this function are).
+    A later backend that asks for another thread count gets the pool's (the returned ``threads``). A program that
+    makes its own ONNX Runtime sessions beside edgecodec's can set ``EDGECODEC_ORT_SHARED_POOL=0`` before the first
+    one: then each session gets its own pool, with spinning off. So does an ONNX Runtime without the shared pool.
+    """
+    global _global_pool_threads
+    opts = ort.SessionOptions()
+    if _global_pool_threads is None:
+        _global_pool_threads = 0
+        if os.environ.get("EDGECODEC_ORT_SHARED_POOL", "1") != "0":
+            try:
+                from onnxruntime.capi._pybind_state import set_global_thread_pool_sizes
+
+                set_global_thread_pool_sizes(threads, 1)
+                _global_pool_threads = threads
+            except Exception:  # noqa: BLE001 - not in this ONNX Runtime, or pools already made elsewhere
+                log.info("ONNX Runtime's shared thread pool is not available; one pool per session")
+    if _global_pool_threads:
+        if threads != _global_pool_threads:
+            log.info("ONNX Runtime's shared pool of this process has %d threads, not %d", _global_pool_threads, threads)
+        opts.use_per_session_threads = False
+        return opts, _global_pool_threads
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts, threads
+
+
 class OnnxBackend:
     """Runs the cached ONNX graphs with ONNX Runtime on the CPU (exports them on first use)."""
 
@@ -322,9 +385,7 @@ class OnnxBackend:
         self.threads = threads or default_threads()
         self._codebook_sizes = [c.codebook_size for c in model.net.config.layers]
         paths, _ = ensure_onnx(model, cache_dir, variant)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
+        opts, self.threads = session_options(ort, self.threads)
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
