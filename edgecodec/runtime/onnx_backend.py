@@ -322,45 +322,20 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_global_pool_threads: int | None = None  # threads of this process's shared ONNX Runtime pool; 0: none to be had
-
-
 def session_options(ort, threads: int):  # noqa: ANN001, ANN201 - the onnxruntime module, SessionOptions
-    """(options, threads) for a session on ``threads`` threads, without sessions fighting over the cores.
+    """Options for a session on ``threads`` threads whose pool spins only while a run lasts.
 
-    Each ONNX Runtime session normally owns a thread pool whose threads spin for a while after every run. The codec
-    runs several sessions in turn (the encoder, then a decoder, in the loopback demo and the profiler), and on a
-    2-core machine the spinning threads of the previous session slowed the next one by up to 2x; turning the
-    spinning off instead slows the encoder's many small Scan steps by about 1.2x (docs/backends.md). So all sessions
-    of a process share ONNX Runtime's process-wide pool, made with the first session.
-
-    That pool is process-wide state: ONNX Runtime allows one, with one thread count, and once it exists every
-    session of the process must be made with ``use_per_session_threads = False`` (options from this function are).
-    A later backend that asks for another thread count gets the pool's (the returned ``threads``). A program that
-    makes its own ONNX Runtime sessions beside edgecodec's can set ``EDGECODEC_ORT_SHARED_POOL=0`` before the first
-    one: then each session gets its own pool, with spinning off. So does an ONNX Runtime without the shared pool.
+    A session's threads spin between the nodes of a run, which keeps the encoder's many small Scan steps fast, but
+    by default they also go on spinning after the run; the codec runs several sessions in turn (the encoder, then a
+    decoder, in the loopback demo and the profiler), and on a 2-core machine the previous session's spinning threads
+    slowed the next one by up to 2x. ``force_spinning_stop`` ends the spinning with the run (docs/backends.md).
     """
-    global _global_pool_threads
     opts = ort.SessionOptions()
-    if _global_pool_threads is None:
-        _global_pool_threads = 0
-        if os.environ.get("EDGECODEC_ORT_SHARED_POOL", "1") != "0":
-            try:
-                from onnxruntime.capi._pybind_state import set_global_thread_pool_sizes
-
-                set_global_thread_pool_sizes(threads, 1)
-                _global_pool_threads = threads
-            except Exception:  # noqa: BLE001 - not in this ONNX Runtime, or pools already made elsewhere
-                log.info("ONNX Runtime's shared thread pool is not available; one pool per session")
-    if _global_pool_threads:
-        if threads != _global_pool_threads:
-            log.info("ONNX Runtime's shared pool of this process has %d threads, not %d", _global_pool_threads, threads)
-        opts.use_per_session_threads = False
-        return opts, _global_pool_threads
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return opts, threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    opts.add_session_config_entry("session.force_spinning_stop", "1")
+    return opts
 
 
 class OnnxBackend:
@@ -385,7 +360,7 @@ class OnnxBackend:
         self.threads = threads or default_threads()
         self._codebook_sizes = [c.codebook_size for c in model.net.config.layers]
         paths, _ = ensure_onnx(model, cache_dir, variant)
-        opts, self.threads = session_options(ort, self.threads)
+        opts = session_options(ort, self.threads)
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
