@@ -26,6 +26,7 @@ from edgecodec.rate import RateController
 from edgecodec.receiver import Decoded, FrameReceiver, receive_frames
 from edgecodec.receiver import format_summary as receiver_summary_text
 from edgecodec.receiver import summary as receiver_summary
+from edgecodec.runtime import BACKEND_HELP
 from edgecodec.sender import FrameSender, load_config, rate_clock, stream_frames
 from edgecodec.sender import format_summary as sender_summary_text
 from edgecodec.sender import summary as sender_summary
@@ -83,9 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=float, help="pace the sender at this rate (default: as fast as it can)")
     add_rate_arguments(parser)
     parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
-    parser.add_argument(
-        "--backend", default="auto", help="inference backend: auto, torch, onnx, tensorrt (default auto)"
-    )
+    parser.add_argument("--backend", default="auto", help=BACKEND_HELP)
     parser.add_argument("--stats", metavar="PREFIX", help="write PREFIX.send.jsonl and PREFIX.receive.jsonl")
     return parser
 

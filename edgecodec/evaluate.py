@@ -45,6 +45,7 @@ from edgecodec.codec import Codec
 from edgecodec.data import list_images, read_rgb
 from edgecodec.entropy import ideal_bits
 from edgecodec.errors import ModelError
+from edgecodec.runtime import BACKEND_HELP
 
 QUALITIES = tuple(range(1, 101))
 """Qualities searched for the nearest-bpp JPEG/WebP point (file size only, so cheap)."""
@@ -358,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="folder of images (searched recursively)")
     ap.add_argument("--json", metavar="FILE", help="write every measure as JSON")
     ap.add_argument("--plot", metavar="FILE.png", help="draw RD curves (PSNR and MS-SSIM vs bpp)")
-    ap.add_argument("--backend", default="auto", help="inference backend (default auto)")
+    ap.add_argument("--backend", default="auto", help=BACKEND_HELP)
     ap.add_argument("--max-images", type=int, metavar="N", help="only the first N images (sorted by path)")
     ap.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
     ap.add_argument("--update-card", action="store_true", help="write the per-layer means into the model card JSON")

@@ -1,6 +1,7 @@
 """`edgecodec export`: build the ONNX graphs or TensorRT engines of a model into the artefact cache.
 
     edgecodec export --backend onnx --model hqa5 --size 640x480 [--cache DIR] [--variant cpu|plain]
+    edgecodec export --backend onnx --precision int8       # also the int8 decoders of backend onnx-int8
     edgecodec export --backend tensorrt --model hqa5 --size 1280x720 [--precision fp16]
     edgecodec export --backend onnx --model hqa5 --check      # report, build nothing, exit 1 if anything is stale
     edgecodec export --backend tensorrt --size 1280x720 --precision fp16 --from-engines DIR   # trtexec's .plan files
@@ -73,7 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=("cpu", "plain"),
         help="onnx: 'cpu' for ONNX Runtime on a CPU, 'plain' for trtexec and other runtimes",
     )
-    ap.add_argument("--precision", default="fp32", choices=("fp32", "fp16"), help="tensorrt engine precision")
+    ap.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "fp16", "int8"),
+        help="fp32 (default); tensorrt: fp16 engines; onnx: int8 decoders (the onnx-int8 backend)",
+    )
     ap.add_argument("--force", action="store_true", help="rebuild even if the cached artefacts are up to date")
     ap.add_argument("--check", action="store_true", help="build nothing; exit 1 if an artefact is missing or stale")
     ap.add_argument("--no-verify", action="store_true", help="skip the comparison with eager torch")
@@ -84,6 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
+    allowed = {"onnx": ("fp32", "int8"), "tensorrt": ("fp32", "fp16")}[args.backend]
+    if args.precision not in allowed:
+        raise ConfigError(
+            f"--precision {args.precision} is not for --backend {args.backend} (choose from {', '.join(allowed)})"
+        )
     model = load_model(args.model)
     size = padded(parse_size(args.size), model.net.multiple)
     root = cache.cache_root(args.cache)
@@ -95,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.backend == "onnx":
             from edgecodec.runtime.onnx_backend import ensure_onnx
 
-            _, report = ensure_onnx(model, root, args.variant, force=args.force, build=not args.check)
+            _, report = ensure_onnx(
+                model, root, args.variant, force=args.force, build=not args.check, precision=args.precision
+            )
         else:
             from edgecodec.runtime.tensorrt_backend import ensure_tensorrt, import_engines
 
@@ -113,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.backend == "onnx":
             from edgecodec.runtime.onnx_backend import OnnxBackend
 
-            _verify(model, OnnxBackend(model, cache_dir=root, variant=args.variant), size)
+            _verify(model, OnnxBackend(model, cache_dir=root, variant=args.variant, precision=args.precision), size)
         else:
             from edgecodec.runtime.tensorrt_backend import TensorRTBackend
 

@@ -44,6 +44,7 @@ from edgecodec.errors import (
     UnknownModelError,
     UnsupportedVersionError,
 )
+from edgecodec.runtime import BACKEND_HELP
 from edgecodec.sinks import VideoRecorder
 
 ECZ_SUFFIX = ".ecz"
@@ -173,7 +174,7 @@ def _open_reader(path: Path) -> ContainerReader:
 def _add_model_arguments(ap: argparse.ArgumentParser, default: str | None) -> None:
     help_ = "model name or .safetensors path" + (f" (default {default})" if default else " (default: the file's)")
     ap.add_argument("--model", default=default, metavar="NAME|PATH", help=help_)
-    ap.add_argument("--backend", default="auto", help="inference backend (default auto)")
+    ap.add_argument("--backend", default="auto", help=BACKEND_HELP)
     ap.add_argument("--device", default="cpu", help="torch device (default cpu)")
 
 

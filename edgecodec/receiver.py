@@ -30,6 +30,7 @@ from edgecodec.capture import wall_clock_us
 from edgecodec.cliutil import positive, sigterm_as_interrupt
 from edgecodec.codec import Codec
 from edgecodec.errors import BitstreamError, ConfigError, EdgecodecError
+from edgecodec.runtime import BACKEND_HELP
 from edgecodec.sinks import DisplaySink, NullSink, Sink, VideoRecorder, display_available, draw_label
 from edgecodec.timing import StageTimer, StatsLog, StreamMeter
 from edgecodec.transport import (
@@ -309,9 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--record-fps", type=positive(float), default=25.0, help="frame rate of --record (25)")
     parser.add_argument("--overlay", action="store_true", help="draw the stream, layer and size on each frame")
     parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
-    parser.add_argument(
-        "--backend", default="auto", help="inference backend: auto, torch, onnx, tensorrt (default auto)"
-    )
+    parser.add_argument("--backend", default="auto", help=BACKEND_HELP)
     parser.add_argument("--device", default="cpu", help="torch device for the torch backend (default cpu)")
     parser.add_argument("--frames", type=positive(int), metavar="N", help="stop after N frames (all streams)")
     parser.add_argument("--timeout", type=positive(float), metavar="S", help="stop after S seconds without a packet")

@@ -34,6 +34,7 @@ from edgecodec.config import RateConfig, add_rate_arguments, load_rate_config
 from edgecodec.container import ContainerHeader, ContainerWriter
 from edgecodec.errors import ConfigError, SinkError
 from edgecodec.rate import RateController
+from edgecodec.runtime import BACKEND_HELP
 from edgecodec.timing import StageTimer, StatsLog, StreamMeter
 from edgecodec.transport import (
     Sender,
@@ -204,9 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_source_arguments(parser)
     add_transport_arguments(parser, role="sender")
     parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
-    parser.add_argument(
-        "--backend", default="auto", help="inference backend: auto, torch, onnx, tensorrt (default auto)"
-    )
+    parser.add_argument("--backend", default="auto", help=BACKEND_HELP)
     parser.add_argument("--device", default="cpu", help="torch device for the torch backend (default cpu)")
     add_rate_arguments(parser)
     parser.add_argument("--stats", metavar="FILE", help="write one JSON record per frame (and a summary) here")

@@ -255,6 +255,42 @@ def test_onnx_parity_on_kodak_and_video(cache_dir, capsys) -> None:  # noqa: ANN
 
 
 @needs_ort
+def test_int8_decoders_keep_the_ids_and_cost_little_psnr(cache_dir) -> None:  # noqa: ANN001
+    """onnx-int8 on the shipped model, on a frame of the shipped clip it was not calibrated on: the same ids (the
+    encoder is the float one), and frames decoded from them within 0.1 dB of the float decoders' PSNR."""
+    import cv2
+
+    from edgecodec.demo import sample_path
+    from edgecodec.runtime.onnx_backend import CALIBRATION_FRAMES
+
+    model = load_model("hqa5")
+    cap = cv2.VideoCapture(str(sample_path()))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    calibrated = set(np.linspace(0, n - 1, CALIBRATION_FRAMES).round().astype(int))
+    index = next(i for i in range(n // 2, n) if i not in calibrated)
+    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, bgr = cap.read()
+    cap.release()
+    assert ok
+    x = np.ascontiguousarray(bgr[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255  # 352x288
+    fp32, int8 = make_backend("onnx", model, cache_dir=cache_dir), make_backend("onnx-int8", model, cache_dir=cache_dir)
+    assert int8.name == "onnx-int8"
+    ids, qerr = fp32.encode(x)
+    ids8, qerr8 = int8.encode(x)
+    for a, b in zip(ids, ids8, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(qerr, qerr8)
+
+    def psnr(y: np.ndarray) -> float:
+        return float(10 * np.log10(1 / np.mean((y - x) ** 2)))
+
+    for layer in range(1, model.num_layers + 1):
+        y32, y8 = fp32.decode(ids[layer - 1], layer), int8.decode(ids[layer - 1], layer)
+        assert not np.array_equal(y32, y8)  # really another decoder
+        assert abs(psnr(y32) - psnr(y8)) < 0.1, (layer, psnr(y32), psnr(y8))
+
+
+@needs_ort
 def test_bench_backends_writes_json(tiny, cache_dir, tmp_path, capsys) -> None:  # noqa: ANN001
     spec = importlib.util.spec_from_file_location("bench_backends", REPO / "tools" / "bench_backends.py")
     bench = importlib.util.module_from_spec(spec)

@@ -178,3 +178,36 @@ def test_bench_gpu_runs_on_the_cpu(capsys) -> None:  # noqa: ANN001
     )
     out = capsys.readouterr().out
     assert "| eager | 64x64 |" in out and "| compile | 64x64 |" in out
+
+
+@needs_ort
+def test_int8_decoders_are_exported_beside_the_float_graphs(exported, capsys) -> None:  # noqa: ANN001
+    import onnx
+
+    model, root = exported
+    args = ["export", "--backend", "onnx", "--precision", "int8", "--model", str(model.path), "--size", "64x48"]
+    assert cli([*args, "--cache", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "check of onnx-int8 against eager torch" in out
+    folder = root / f"{model.name}-{model.fingerprint_hex}" / "onnx-cpu-int8"
+    for layer in (1, 2, 3):
+        graph = onnx.load(str(folder / f"decoder-{layer}.onnx")).graph
+        ops = {node.op_type for node in graph.node}
+        assert "QLinearConv" in ops and "Conv" not in ops  # every convolution is int8
+        side = json.loads(cache.sidecar_path(folder / f"decoder-{layer}.onnx").read_text())
+        assert side["key"]["precision"] == "int8" and "onnxruntime" in side["versions"]
+    assert not (folder / "encoder.onnx").exists()  # the encoder stays float
+    assert cli([*args, "--cache", str(root), "--check"]) == 0  # up to date: nothing to rebuild
+    assert "built" not in capsys.readouterr().out
+
+
+@needs_ort
+def test_precision_must_fit_the_backend(exported, capsys) -> None:  # noqa: ANN001
+    model, root = exported
+    args = ["export", "--model", str(model.path), "--cache", str(root)]
+    assert cli([*args, "--backend", "onnx", "--precision", "fp16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--precision fp16 is not for --backend onnx (choose from fp32, int8)")
+    assert len(err.splitlines()) == 1
+    assert cli([*args, "--backend", "tensorrt", "--precision", "int8"]) == 2
+    assert "--precision int8 is not for --backend tensorrt" in capsys.readouterr().err

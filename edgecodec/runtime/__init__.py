@@ -6,6 +6,8 @@ every layer, and decode the ids of one layer into frames (DESIGN.md, principle 5
 * ``torch``: eager PyTorch on the CPU or a CUDA device (the reference: exactly :meth:`HQAStack.encode`/``decode``).
 * ``torch-compile``: the same graphs through ``torch.compile`` (compiled on first use of each frame size).
 * ``onnx``: ONNX Runtime on the CPU, with graphs exported to the artefact cache on first use.
+* ``onnx-int8``: the same with int8 decoders (quantised on first use; the encoder, the ids and the bitstream are
+  those of ``onnx``; decoded frames differ slightly, docs/backends.md).
 * ``tensorrt``: TensorRT engines built by torch-tensorrt (dynamo IR) and cached per frame size; CUDA only.
 * ``auto``: on a CUDA device ``tensorrt`` if torch-tensorrt is installed, else ``torch``; on the CPU ``onnx`` if
   onnxruntime is installed (measured 2-3x faster than eager torch on the CPU, docs/backends.md), else ``torch``.
@@ -23,7 +25,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "torch-compile", "onnx", "tensorrt")
+BACKENDS = ("auto", "torch", "torch-compile", "onnx", "onnx-int8", "tensorrt")
+BACKEND_HELP = f"inference backend: {', '.join(BACKENDS)} (default auto)"
 
 
 class Backend(Protocol):
@@ -123,12 +126,13 @@ def make_backend(
         from edgecodec.runtime.torch_backend import TorchBackend
 
         return TorchBackend(model.net, device=device, compile=name == "torch-compile")
-    if name == "onnx":
+    if name in ("onnx", "onnx-int8"):
         if device != "cpu":
-            raise ConfigError(f"the onnx backend runs on the CPU, not {device!r} (use tensorrt or torch on a GPU)")
+            raise ConfigError(f"the {name} backend runs on the CPU, not {device!r} (use tensorrt or torch on a GPU)")
         from edgecodec.runtime.onnx_backend import OnnxBackend
 
-        return OnnxBackend(model, cache_dir=cache_dir, threads=threads)
+        precision = "int8" if name == "onnx-int8" else "fp32"
+        return OnnxBackend(model, cache_dir=cache_dir, threads=threads, precision=precision)
     from edgecodec.runtime.tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(model, device="cuda" if device == "cpu" else device, cache_dir=cache_dir)

@@ -7,6 +7,12 @@ Graphs (opset 17, dynamic N, H and W), one encoder and one decoder per layer:
   the nearest-code search and the lookup for qerr are appended here as ONNX nodes (see :func:`_vq_nodes`).
 * ``decoder-<l>.onnx``: ``ids`` (N, h, w) int64 -> ``frames`` (N, 3, H, W) float32, the lookup inside the graph.
 
+Precision ``int8`` (backend ``onnx-int8``) quantises the decoders' convolutions to int8 (ONNX Runtime's static
+quantisation: QLinearConv, weights per channel, activation ranges calibrated on frames of the shipped sample clip),
+stored beside the float graphs in ``onnx-<variant>-int8``. The encoder stays float: int8 there moved up to half of
+the ids of a frame to other codes for little speed. Decoding is a receiver's own business (the ids, the bitstream
+and the sender do not change), so an int8 receiver trades a little PSNR for speed; both in docs/backends.md.
+
 Two variants of the search exist. ``plain`` is MatMul + Add + ArgMax: what TensorRT (``trtexec``) and any other
 runtime take. ``cpu`` (the default here) runs the search in row blocks inside a ``Scan``, so that the score matrix of
 a block (positions x K) stays in cache. Inside a block, small codebooks (K <= 512, the big grids of layers 1 and 2)
@@ -37,6 +43,9 @@ log = logging.getLogger(__name__)
 
 OPSET = 17
 VARIANTS = ("cpu", "plain")
+PRECISIONS = ("fp32", "int8")
+QUANT_VERSION = "1"  # bump when the int8 recipe changes
+CALIBRATION_FRAMES = 8  # frames of the shipped sample clip the int8 activation ranges are taken from
 # Export layout version: bump when the graphs change, so that cached graphs are rebuilt.
 GRAPH_VERSION = "3"
 TRACE_SIZE = (256, 256)  # (H, W) the graphs are traced at; every axis but C is dynamic anyway
@@ -55,8 +64,9 @@ def onnx_versions() -> dict[str, str]:
     return {"graph": GRAPH_VERSION, "opset": str(OPSET), "torch": torch.__version__.split("+")[0]}
 
 
-def artefact_dir(model, root: Path, variant: str = "cpu") -> Path:  # noqa: ANN001 - zoo.Model
-    return cache.model_dir(root, model.name, model.fingerprint_hex) / f"onnx-{variant}"
+def artefact_dir(model, root: Path, variant: str = "cpu", precision: str = "fp32") -> Path:  # noqa: ANN001
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    return cache.model_dir(root, model.name, model.fingerprint_hex) / f"onnx-{variant}{suffix}"
 
 
 def artefact_names(num_layers: int) -> list[str]:
@@ -266,17 +276,21 @@ def export_decoder(net, layer: int) -> bytes:  # noqa: ANN001 - HQAStack
 
 
 def ensure_onnx(
-    model,
+    model,  # noqa: ANN001 - zoo.Model
     root: str | os.PathLike[str] | None = None,
-    variant: str = "cpu",  # noqa: ANN001
+    variant: str = "cpu",
     force: bool = False,
     build: bool = True,
+    precision: str = "fp32",
 ) -> tuple[dict[str, Path], list[str]]:
     """Paths of the ONNX graphs of ``model`` in the cache, exporting those that are missing or stale.
 
     Returns (paths by name, report lines). A stale or foreign artefact is rebuilt with a logged warning; with
-    ``build=False`` nothing is built and a missing or stale artefact is a ModelError that says why.
+    ``build=False`` nothing is built and a missing or stale artefact is a ModelError that says why. With precision
+    ``int8`` the decoders are the quantised ones (made from the float graphs, which are ensured first).
     """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown ONNX precision {precision!r} (choose from {', '.join(PRECISIONS)})")
     folder = artefact_dir(model, cache.cache_root(root), variant)
     key = {"kind": "onnx", "variant": variant, "size": "dynamic"}
     versions = onnx_versions()
@@ -298,7 +312,95 @@ def ensure_onnx(
             path, data, model.fingerprint_hex, key, versions, extra={"model": model.name, "inputs": _io_doc(name)}
         )
         report.append(f"{path}: {'built' if reason == 'not built yet' else 'rebuilt (' + reason + ')'}")
+    if precision == "int8":
+        _ensure_int8(model, root, variant, force, build, paths, report)
     return paths, report
+
+
+def _ensure_int8(model, root, variant: str, force: bool, build: bool, paths: dict, report: list) -> None:  # noqa: ANN001
+    """Point ``paths``' decoders at their int8 versions, quantising those that are missing or stale."""
+    import onnxruntime as ort
+
+    folder = artefact_dir(model, cache.cache_root(root), variant, "int8")
+    key = {"kind": "onnx", "variant": variant, "size": "dynamic", "precision": "int8",
+           "calibration": f"{CALIBRATION_FRAMES} frames of the shipped sample clip"}  # fmt: skip
+    versions = onnx_versions() | {"quant": QUANT_VERSION, "onnxruntime": ort.__version__}
+    calibration: list[list[np.ndarray]] | None = None
+    for layer in range(1, model.num_layers + 1):
+        name = f"decoder-{layer}.onnx"
+        path = folder / name
+        how = f"edgecodec export --backend onnx --precision int8 --model {model.name}"
+        reason = cache.build_reason(path, model.fingerprint_hex, key, versions, force=force, build=build,
+                                    how_to_build=how, report=report)  # fmt: skip
+        if reason is not None:
+            if calibration is None:
+                calibration = calibration_ids(paths["encoder.onnx"])
+            data = quantize_decoder(paths[name], [ids[layer - 1] for ids in calibration])
+            extra = {"model": model.name, "inputs": _io_doc(name), "quantised_from": str(paths[name])}
+            cache.write(path, data, model.fingerprint_hex, key, versions, extra=extra)
+            report.append(f"{path}: {'built' if reason == 'not built yet' else 'rebuilt (' + reason + ')'}")
+        paths[name] = path
+
+
+def calibration_ids(encoder: Path) -> list[list[np.ndarray]]:
+    """Ids of every layer for :data:`CALIBRATION_FRAMES` frames spread over the shipped sample clip, from the float
+    encoder graph at ``encoder``: what the int8 decoders' activation ranges are calibrated on."""
+    import cv2
+    import onnxruntime as ort
+
+    from edgecodec.demo import sample_path
+
+    cap = cv2.VideoCapture(str(sample_path()))
+    frames = []
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            frames.append(bgr)
+    finally:
+        cap.release()
+    if not frames:
+        raise ModelError(f"cannot read the sample clip {sample_path()} to calibrate int8 decoders")
+    opts = session_options(ort, default_threads())
+    session = ort.InferenceSession(str(encoder), opts, providers=["CPUExecutionProvider"])
+    out = []
+    for i in np.linspace(0, len(frames) - 1, CALIBRATION_FRAMES).round().astype(int):
+        bgr = frames[i]
+        h, w = bgr.shape[0] // 32 * 32, bgr.shape[1] // 32 * 32  # the clip is 352x288: both multiples of 32
+        x = np.ascontiguousarray(bgr[:h, :w, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255
+        out.append(session.run(None, {"frames": x})[:-1])
+    return out
+
+
+def quantize_decoder(src: Path, calibration: list[np.ndarray]) -> bytes:
+    """ONNX bytes of the decoder graph at ``src`` with its convolutions in int8 (QLinearConv: uint8 activations
+    with ranges from running ``calibration`` ids through it, int8 weights per output channel)."""
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{"ids": ids} for ids in calibration])
+
+        def get_next(self) -> dict | None:
+            return next(self._it, None)
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs advice ("consider pre-processing") on the root logger
+    try:
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = Path(tmp) / "int8.onnx"
+            quantize_static(
+                str(src), str(out), Feeds(), quant_format=QuantFormat.QOperator, op_types_to_quantize=["Conv"],
+                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            )  # fmt: skip
+            return out.read_bytes()
+    finally:
+        root.setLevel(level)
 
 
 def _io_doc(name: str) -> str:
@@ -349,17 +451,19 @@ class OnnxBackend:
         cache_dir: str | os.PathLike[str] | None = None,
         threads: int | None = None,  # noqa: ANN001
         variant: str = "cpu",
+        precision: str = "fp32",
     ) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
             raise ConfigError("the onnx backend needs onnxruntime (pip install 'edgecodec[onnx]')") from None
+        self.name = "onnx" if precision == "fp32" else f"onnx-{precision}"
         self.model = model
         self.multiple = model.net.multiple
         self.num_layers = model.num_layers
         self.threads = threads or default_threads()
         self._codebook_sizes = [c.codebook_size for c in model.net.config.layers]
-        paths, _ = ensure_onnx(model, cache_dir, variant)
+        paths, _ = ensure_onnx(model, cache_dir, variant, precision=precision)
         opts = session_options(ort, self.threads)
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
