@@ -301,10 +301,11 @@ def test_bench_backends_writes_json(tiny, cache_dir, tmp_path, capsys) -> None: 
             "--model",
             str(tiny.path),
             "--sizes",
-            "64x48",
+            "60x44",  # padded to 64x48, the tiny model's multiple of 8
             "--backends",
             "torch",
             "onnx",
+            "onnx-int8",
             "--iters",
             "1",
             "--warmup",
@@ -319,9 +320,13 @@ def test_bench_backends_writes_json(tiny, cache_dir, tmp_path, capsys) -> None: 
     )
     assert rc == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["backend"], r["size"]) for r in rows] == [("torch", "64x48"), ("onnx", "64x48")]
+    assert [(r["backend"], r["size"], r["padded_size"]) for r in rows] == [
+        ("torch", "60x44", "64x48"),
+        ("onnx", "60x44", "64x48"),
+        ("onnx-int8", "60x44", "64x48"),
+    ]
     assert all(r["encode_fps"] > 0 and len(r["decode_fps_per_layer"]) == 3 for r in rows)
-    assert "| onnx | 64x48 |" in capsys.readouterr().out
+    assert "| onnx-int8 | 60x44 (64x48) |" in capsys.readouterr().out
 
 
 # ---- TensorRT, as far as it goes without torch-tensorrt and a GPU -------------------------------------------------

@@ -1,9 +1,10 @@
 """Frames per second of each inference backend on this machine: encode (every layer + qerr) and decode per layer.
 
-    python tools/bench_backends.py [--sizes 320x240 640x480 1280x720] [--backends torch onnx] [--threads 2]
+    python tools/bench_backends.py [--sizes 320x240 640x480 1280x720] [--backends torch onnx onnx-int8] [--threads 2]
                                    [--json FILE]
 
-Frames are padded to the model's multiple, as the codec does (1280x720 runs at 1280x736). Each number is the median
+Frames are padded to the model's multiple, as the codec does: 320x240 runs at 320x256 and 1280x720 at 1280x736
+(the table shows the padded size in brackets). Each number is the median
 of ``--iters`` timed calls after warm-up calls; the load average before and after is printed because a shared machine
 makes numbers noisy, and calls are interleaved across backends so that load changes hit them alike. ONNX graphs come
 from the artefact cache (exported on first use).
@@ -43,9 +44,11 @@ def timed(fn, iters: int, warmup: int) -> tuple[float, float]:  # noqa: ANN001
     return float(np.median(times)), float(np.min(times))
 
 
-def bench(backends: list, size: tuple[int, int], iters: int, warmup: int) -> list[dict]:  # noqa: ANN001
-    """fps of each backend at ``size``; calls are interleaved across backends so that load changes hit all alike."""
-    frames = synthetic_frame(size)
+def bench(backends: list, size: tuple[int, int], iters: int, warmup: int, multiple: int) -> list[dict]:  # noqa: ANN001
+    """fps of each backend at ``size`` (H, W), padded to ``multiple`` as the codec pads; calls are interleaved across
+    backends so that load changes hit all alike."""
+    run = padded(size, multiple)
+    frames = synthetic_frame(run)
     ids = {b.name: b.encode(frames)[0] for b in backends}
     enc = {b.name: [] for b in backends}
     dec = {b.name: [[] for _ in range(b.num_layers)] for b in backends}
@@ -66,6 +69,7 @@ def bench(backends: list, size: tuple[int, int], iters: int, warmup: int) -> lis
             {
                 "backend": b.name,
                 "size": f"{size[1]}x{size[0]}",
+                "padded_size": f"{run[1]}x{run[0]}",
                 "encode_fps": round(1 / float(np.median(e)), 2),
                 "decode_fps_per_layer": [round(1 / float(np.median(v)), 2) for v in d],
                 "encode_ms": {"median": round(float(np.median(e)) * 1e3, 2), "min": round(float(e.min()) * 1e3, 2)},
@@ -139,8 +143,9 @@ def table(rows: list[dict]) -> str:
     head = "| backend | size | encode fps | " + " | ".join(f"decode L{i} fps" for i in range(1, n + 1)) + " |"
     lines = [head, "|" + "---|" * (3 + n)]
     for r in rows:
+        size = r["size"] if r.get("padded_size", r["size"]) == r["size"] else f"{r['size']} ({r['padded_size']})"
         lines.append(
-            f"| {r['backend']} | {r['size']} | {r['encode_fps']:.1f} | "
+            f"| {r['backend']} | {size} | {r['encode_fps']:.1f} | "
             + " | ".join(f"{v:.1f}" for v in r["decode_fps_per_layer"])
             + " |"
         )
@@ -154,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--backends",
         nargs="+",
-        default=["torch", "onnx"],
-        help="any of torch, torch-compile, onnx, tensorrt (default torch onnx)",
+        default=["torch", "onnx", "onnx-int8"],
+        help="any of torch, torch-compile, onnx, onnx-int8, tensorrt (default torch onnx onnx-int8)",
     )
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for torch and ONNX Runtime (default 2)")
     ap.add_argument("--device", default="cpu")
@@ -180,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
-    sizes = [padded(parse_size(s), model.net.multiple) for s in args.sizes]
+    sizes = [parse_size(s) for s in args.sizes]
     backends = [make_backend(n, model, args.device, cache_dir=args.cache, threads=args.threads) for n in args.backends]
     if args.parity:
         reports = [parity_report(backends[0], b, Path(args.parity)) for b in backends[1:]]
@@ -190,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     rows = []
     for size in sizes:
-        new = bench(backends, size, args.iters, args.warmup)
+        new = bench(backends, size, args.iters, args.warmup, model.net.multiple)
         rows += new
         print(" ".join(f"{r['backend']} {r['size']}: encode {r['encode_fps']:.1f} fps" for r in new), file=sys.stderr)
     rows.sort(key=lambda r: args.backends.index(r["backend"]))
