@@ -1,0 +1,204 @@
+"""``edgecodec profile``: per-stage and glass-to-glass latency of the whole pipeline, frames per second and CPU use.
+
+It runs the real sender and receiver pieces and reads their per-frame stage records (the :class:`~edgecodec.timing.
+StageTimer` stages that ``edgecodec send``/``receive`` write with ``--stats``); it times nothing of its own except
+the split of preprocessing and postprocessing from the network calls (in-process mode). Stages of one frame:
+
+==============  ========  ===================================================================================
+stage           side      what it covers
+==============  ========  ===================================================================================
+capture         sender    reading the frame: file decode, resize, the pacing sleep with ``--fps``. It ends at
+                          the capture timestamp, so it is *not* part of glass-to-glass.
+preprocess      sender    frame checks, edge padding, HWC to CHW, to float (in-process mode only; in processes
+                          mode it is inside ``encode``)
+encode          sender    the backend's encoder pass (ids and qerr of every layer)
+rate            sender    the rate controller's choice, without the entropy coding it asks for
+entropy_encode  sender    entropy coding of the candidate layers (one to a few per frame)
+packet          sender    packet header and checksum
+send            sender    the non-blocking queueing into ZeroMQ
+receive         derived   from the packet queued by the sender to the receiver taking it off its socket: socket
+                          transit, and queueing behind frames the receiver is still busy with (wall clocks)
+parse           receiver  header parse and checks
+entropy_decode  receiver  entropy decoding of the id grid
+decode          receiver  the backend's decoders L..1
+postprocess     receiver  crop, clip, to uint8 (in-process mode only; in processes mode inside ``decode``)
+output          receiver  handing the frame to its sink (headless here: nothing to draw)
+==============  ========  ===================================================================================
+
+Glass-to-glass is the receiver's latency: the time the decoded frame has been handed to its sink minus the capture
+timestamp in the packet. The timed stages from preprocess to output, plus ``receive``, plus a little untimed code
+(the rate controller's commit, stats records) make up glass-to-glass exactly *on average*; percentiles do not add.
+
+Modes:
+
+* ``inprocess``: one process and one thread, lock-step. :func:`edgecodec.sender.stream_frames` captures, encodes and
+  sends each frame over a real ZeroMQ TCP connection on 127.0.0.1 to a :class:`~edgecodec.receiver.FrameReceiver` in
+  the same process, which :func:`edgecodec.receiver.receive_frames` makes take and decode it before the next frame is
+  captured. Nothing queues, so this is the cost of each stage; frames per second is one over the sum of both sides.
+* ``processes``: a real ``edgecodec send`` and ``edgecodec receive`` as two processes on tcp://127.0.0.1, pipelined
+  (the sender encodes the next frame while the receiver decodes this one); their ``--stats`` JSONL records are
+  merged by sequence number. This is the live pipeline's throughput and latency, queueing included.
+
+CPU use is CPU time over wall time of the measured span, 100% being one core busy: for the profiling process itself
+(in-process mode, :func:`time.process_time`), or for each of the two processes from its start-up line (model loaded
+and warmed up) to its exit (``/proc/PID/stat`` at the start line, ``os.wait4`` at exit).
+
+``--backend`` and ``--size`` take lists; every combination is one run. ``--json`` then holds ``{"runs": [run, ...]}``
+instead of a single run object; a run object is::
+
+    {"mode", "backend" (asked for), "backend_used", "model", "rate_config", "source", "size": [W, H], "frames",
+     "warmup", "threads", "dropped", "stages": {stage: {"p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms"}},
+     "glass_to_glass": {...same keys}, "fps", "cpu": {"wall_s", "cores", "processes": {name: {"cpu_s", "percent"}},
+     "percent"}, "stage_sum": {"timed_stages", "p50_sum_ms", "glass_to_glass_p50_ms", "gap_ms", "mean_timed_ms",
+     "mean_receive_ms", "mean_untimed_ms", "mean_glass_to_glass_ms"}, "layers": {layer: frames}, "bits_mean",
+     "load_avg": [1, 5, 15 min]}
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edgecodec.capture import Size, add_source_arguments, parse_size, source_from_args
+from edgecodec.cliutil import at_least
+from edgecodec.errors import ConfigError, SinkError
+from edgecodec.profiling.inprocess import CpuClock, RecordList, TimedBackend, _source_ns, cpu_threads, run_inprocess
+from edgecodec.profiling.processes import Child, run_processes
+from edgecodec.profiling.records import (
+    DERIVED,
+    DRAIN_S,
+    NET_DECODE,
+    NET_ENCODE,
+    OUTSIDE,
+    RECEIVE_TIMEOUT_S,
+    STAGES,
+    STARTUP_TIMEOUT_S,
+    STREAM,
+    Measured,
+    analyse,
+    frame_row,
+    stats,
+)
+from edgecodec.profiling.report import (
+    EXPLAIN,
+    NOTES,
+    _size_text,
+    format_comparison,
+    format_run,
+    write_csv,
+    write_json,
+    write_plot,
+)
+
+__all__ = [
+    "DERIVED", "DRAIN_S", "EXPLAIN", "NET_DECODE", "NET_ENCODE", "NOTES", "OUTSIDE", "RECEIVE_TIMEOUT_S", "STAGES",
+    "STARTUP_TIMEOUT_S", "STREAM", "Child", "CpuClock", "Measured", "RecordList", "TimedBackend", "analyse",
+    "build_parser", "cpu_threads", "format_comparison", "format_run", "frame_row", "main", "run_inprocess",
+    "run_processes", "stats", "write_csv", "write_json", "write_plot",
+]  # fmt: skip
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors become a ConfigError: one line on stderr and exit status 2 through the CLI."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(message)
+
+
+def _size(text: str) -> Size:
+    try:
+        return parse_size(text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"expected WxH, e.g. 640x480, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="edgecodec profile",
+        conflict_handler="resolve",
+        description="Per-stage and glass-to-glass latency, fps and CPU use of the whole pipeline.",
+    )
+    add_source_arguments(parser)  # --size and --frames are replaced below: a list of sizes, and 100 frames
+    parser.add_argument("--size", type=_size, nargs="+", metavar="WxH", help="frame sizes to compare (resize)")
+    parser.add_argument("--frames", type=at_least(1), default=100, metavar="N", help="frames measured (default 100)")
+    parser.add_argument("--warmup", type=at_least(0), default=2, metavar="K",
+                        help="frames run first and left out of the statistics (default 2)")  # fmt: skip
+    parser.add_argument(
+        "--mode",
+        choices=("inprocess", "processes"),
+        default="inprocess",
+        help="one process in lock-step, or edgecodec send + receive processes (default inprocess)",
+    )
+    parser.add_argument("--backend", nargs="+", default=["auto"], metavar="NAME",
+                        help="backends to compare: auto, torch, onnx, tensorrt (default auto)")  # fmt: skip
+    parser.add_argument("--threads", type=at_least(1), metavar="N",
+                        help="CPU threads of each process's backend (default: all usable CPUs)")  # fmt: skip
+    parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
+    parser.add_argument("--device", default="cpu", help="torch device for the torch backend (default cpu)")
+    parser.add_argument("--rate-config", default="balanced", metavar="NAME|FILE", help="rate preset (default balanced)")
+    parser.add_argument("--kbps", type=float, metavar="N", help="override the preset's budget (0 = unlimited)")
+    parser.add_argument("--json", metavar="FILE", help="write the statistics as JSON")
+    parser.add_argument("--csv", metavar="FILE", help="write one row per frame with the ms of every stage")
+    parser.add_argument("--plot", metavar="FILE.png", help="per-stage breakdown and latency over time")
+    return parser
+
+
+def _check_args(ns: argparse.Namespace) -> None:
+    from edgecodec import runtime
+    from edgecodec.sender import load_config
+
+    load_config(ns.rate_config, ns.kbps)
+    known = getattr(runtime, "BACKENDS", None)  # older trees have no list; make_backend still refuses unknown names
+    for name in ns.backend:
+        if known is not None and name not in known:
+            raise ConfigError(f"unknown backend {name!r} (available: {', '.join(known)})")
+    for path in (ns.json, ns.csv, ns.plot):
+        if path is not None and not Path(path).resolve().parent.is_dir():
+            raise SinkError(f"cannot write {path!r}: its folder does not exist")
+    if ns.camera is None:  # a missing file or folder is an error now, not after the model has loaded
+        with source_from_args(_source_ns(ns, None)):
+            pass
+    if ns.plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ConfigError("--plot needs matplotlib (pip install 'edgecodec[bench]')") from None
+
+
+def _measure(ns: argparse.Namespace, backend: str, size: Size | None, codecs: dict[str, Any]) -> Measured:
+    if ns.mode == "processes":
+        return run_processes(ns, backend, size)
+    if backend not in codecs:  # one codec per backend, for all its sizes
+        from edgecodec.codec import Codec
+
+        codecs.clear()
+        codec = codecs[backend] = Codec(ns.model, backend=backend, device=ns.device)
+        codec.backend = TimedBackend(codec.backend)
+    return run_inprocess(ns, codecs[backend], size)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    _check_args(ns)
+    combos = [(backend, size) for backend in ns.backend for size in ns.size or [None]]
+    runs: list[dict[str, Any]] = []
+    codecs: dict[str, Any] = {}
+    with cpu_threads(ns.threads if ns.mode == "inprocess" else None):
+        for i, (backend, size) in enumerate(combos, 1):
+            if len(combos) > 1:
+                where = _size_text(list(size)) if size else "native size"
+                print(f"edgecodec profile: run {i}/{len(combos)}: {ns.mode}, backend {backend}, {where}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+            run = analyse(_measure(ns, backend, size, codecs), mode=ns.mode, backend=backend, ns=ns)
+            print(format_run(run) + "\n", flush=True)
+            runs.append(run)
+    if len(runs) > 1:
+        print(format_comparison(runs), flush=True)
+    if ns.json:
+        write_json(runs, ns.json)
+    if ns.csv:
+        write_csv(runs, ns.csv)
+    if ns.plot:
+        write_plot(runs, ns.plot)
+    return 0
