@@ -6,7 +6,7 @@
 Frames are padded to the model's multiple, as the codec does: 320x240 runs at 320x256 and 1280x720 at 1280x736
 (the table shows the padded size in brackets). Each number is the median
 of ``--iters`` timed calls after warm-up calls; the load average before and after is printed because a shared machine
-makes numbers noisy, and calls are interleaved across backends so that load changes hit them alike. ONNX graphs come
+makes numbers noisy, and each backend runs in blocks of its own calls, the backends taking turns. ONNX graphs come
 from the artefact cache (exported on first use).
 
     python tools/bench_backends.py --backends torch onnx --parity [DATA]
@@ -44,27 +44,42 @@ def timed(fn, iters: int, warmup: int) -> tuple[float, float]:  # noqa: ANN001
     return float(np.median(times)), float(np.min(times))
 
 
+ROUNDS = 2  # each backend runs in this many blocks, alternating, so that load changes hit all alike
+
+
 def bench(backends: list, size: tuple[int, int], iters: int, warmup: int, multiple: int) -> list[dict]:  # noqa: ANN001
-    """fps of each backend at ``size`` (H, W), padded to ``multiple`` as the codec pads; calls are interleaved across
-    backends so that load changes hit all alike."""
+    """fps of each backend at ``size`` (H, W), padded to ``multiple`` as the codec pads.
+
+    Each backend runs in blocks of its own calls (``warmup`` untimed calls, then its share of ``iters``), the
+    backends taking turns for :data:`ROUNDS` rounds. Blocks rather than call-by-call interleaving: right after a
+    torch call, torch's idle OpenMP threads still compete for the two cores, and interleaved ONNX Runtime calls
+    measured up to 1.8x slower than in a block of their own (docs/backends.md).
+    """
     run = padded(size, multiple)
     frames = synthetic_frame(run)
     ids = {b.name: b.encode(frames)[0] for b in backends}
     enc = {b.name: [] for b in backends}
     dec = {b.name: [[] for _ in range(b.num_layers)] for b in backends}
-    for _ in range(warmup + iters):
+    share = [iters // ROUNDS + (r < iters % ROUNDS) for r in range(ROUNDS)]
+    for n in share:
         for b in backends:
-            t = time.perf_counter()
-            b.encode(frames)
-            enc[b.name].append(time.perf_counter() - t)
-            for layer in range(1, b.num_layers + 1):
+            for i in range(warmup + n):
                 t = time.perf_counter()
-                b.decode(ids[b.name][layer - 1], layer)
-                dec[b.name][layer - 1].append(time.perf_counter() - t)
+                b.encode(frames)
+                e = time.perf_counter() - t
+                d = []
+                for layer in range(1, b.num_layers + 1):
+                    t = time.perf_counter()
+                    b.decode(ids[b.name][layer - 1], layer)
+                    d.append(time.perf_counter() - t)
+                if i >= warmup:
+                    enc[b.name].append(e)
+                    for layer, v in enumerate(d):
+                        dec[b.name][layer].append(v)
     rows = []
     for b in backends:
-        e = np.array(enc[b.name][warmup:])
-        d = [np.array(v[warmup:]) for v in dec[b.name]]
+        e = np.array(enc[b.name])
+        d = [np.array(v) for v in dec[b.name]]
         rows.append(
             {
                 "backend": b.name,
