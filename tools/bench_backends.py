@@ -140,15 +140,19 @@ def parity_report(ref, other, data: Path) -> dict:  # noqa: ANN001
         "id_mismatch_mean": [float(np.mean([r.id_mismatch[i] for r in results])) for i in range(n)],
         "id_mismatch_max": [max(r.id_mismatch[i] for r in results) for i in range(n)],
         "psnr_delta_max_db": [max(r.psnr_delta[i] for r in results) for i in range(n)],
+        "psnr_change_mean_db": [float(np.mean([r.psnr_change[i] for r in results])) for i in range(n)],
         "qerr_max_diff": max(r.qerr_max_diff for r in results),
     }
     print(f"\nparity of {other.name} against {ref.name} on {len(frames)} frames (24 Kodak images + video frames):\n")
-    print("| layer | ids differing, mean | ids differing, worst frame | PSNR delta of the same ids, worst frame |")
-    print("|---|---|---|---|")
+    print(
+        "| layer | ids differing, mean | ids differing, worst frame | PSNR delta of the same ids, worst frame "
+        "| PSNR change of the same ids, mean |"
+    )
+    print("|---|---|---|---|---|")
     for i in range(n):
         print(
             f"| {i + 1} | {report['id_mismatch_mean'][i]:.4%} | {report['id_mismatch_max'][i]:.4%} | "
-            f"{report['psnr_delta_max_db'][i]:.4f} dB |"
+            f"{report['psnr_delta_max_db'][i]:.4f} dB | {report['psnr_change_mean_db'][i]:+.4f} dB |"
         )
     return report
 

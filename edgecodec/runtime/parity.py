@@ -25,13 +25,14 @@ class Parity:
     psnr_delta: list[float]  # per layer, |PSNR(other decode) - PSNR(reference decode)| of the same ids, dB
     psnr_between: list[float]  # per layer, PSNR between the two decodes of the same ids
     qerr_max_diff: float
+    psnr_change: list[float]  # per layer, PSNR(other decode) - PSNR(reference decode), signed
 
     def lines(self) -> list[str]:
         return [
             f"layer {i + 1}: ids differ at {m:.4%} of positions; same ids decode to {p:.2f} dB vs input, "
             f"other backend {d:+.4f} dB, {b:.1f} dB between the two"
             for i, (m, p, d, b) in enumerate(
-                zip(self.id_mismatch, self.psnr_ref, self.psnr_delta, self.psnr_between, strict=True)
+                zip(self.id_mismatch, self.psnr_ref, self.psnr_change, self.psnr_between, strict=True)
             )
         ]
 
@@ -40,7 +41,7 @@ def compare(ref, other, frames: np.ndarray) -> Parity:  # noqa: ANN001 - two Bac
     """Encode ``frames`` (N, 3, H, W) float32 with both backends and decode the reference ids with both."""
     ids_ref, qerr_ref = ref.encode(frames)
     ids_other, qerr_other = other.encode(frames)
-    mismatch, p_ref, delta, between = [], [], [], []
+    mismatch, p_ref, delta, between, change = [], [], [], [], []
     for layer, (a, b) in enumerate(zip(ids_ref, ids_other, strict=True), start=1):
         if a.shape != b.shape:
             raise ValueError(f"layer {layer}: id grids {a.shape} and {b.shape} differ in shape")
@@ -49,5 +50,6 @@ def compare(ref, other, frames: np.ndarray) -> Parity:  # noqa: ANN001 - two Bac
         pa, pb = psnr(da, frames), psnr(db, frames)
         p_ref.append(pa)
         delta.append(abs(pb - pa))
+        change.append(pb - pa)
         between.append(psnr(da, db))
-    return Parity(mismatch, p_ref, delta, between, float(np.max(np.abs(qerr_ref - qerr_other))))
+    return Parity(mismatch, p_ref, delta, between, float(np.max(np.abs(qerr_ref - qerr_other))), change)
