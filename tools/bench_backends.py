@@ -31,19 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edgecodec.export import padded, parse_size, synthetic_frame  # noqa: E402
 from edgecodec.zoo import DEFAULT_MODEL, load_model  # noqa: E402
 
-
-def timed(fn, iters: int, warmup: int) -> tuple[float, float]:  # noqa: ANN001
-    """(median, min) seconds of ``fn()``."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)), float(np.min(times))
-
-
 ROUNDS = 2  # each backend runs in this many blocks, alternating, so that load changes hit all alike
 
 
