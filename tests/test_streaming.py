@@ -46,13 +46,24 @@ class Proc:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         self.lines: list[tuple[float, str]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self._stdout: list[str] = []
+        # One reader per pipe, and nothing else reads them: communicate() would also read stderr, racing the
+        # reader thread for lines (lines went missing from `stderr` that way).
+        self._readers = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._read_stdout, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
 
     def _read(self) -> None:
         assert self.popen.stderr is not None
         for line in self.popen.stderr:
             self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    def _read_stdout(self) -> None:
+        assert self.popen.stdout is not None
+        self._stdout.append(self.popen.stdout.read())
 
     def wait_for(self, pattern: str, timeout: float = 30.0) -> tuple[float, re.Match[str]]:
         """(time the line was read, match) of the first stderr line matching ``pattern``."""
@@ -72,12 +83,13 @@ class Proc:
     def finish(self, timeout: float = 30.0) -> tuple[int, str]:
         """Wait for the exit; (status, stdout)."""
         try:
-            out, _ = self.popen.communicate(timeout=timeout)
+            self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(f"{self.args[0]} did not finish in {timeout} s; stderr:\n{self.stderr}") from None
-        self._reader.join(timeout=5)
-        return self.popen.returncode, out
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return self.popen.returncode, "".join(self._stdout)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.popen.poll() is None:
