@@ -28,6 +28,7 @@ from edgecodec.errors import ConfigError, SourceError
 Size = tuple[int, int]  # (width, height)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
 MAX_SIDE = 16384
+SAMPLE_CLIP = "foreman_352x288_75f.mp4"  # shipped in edgecodec/samples (BSD-2-Clause, see its README)
 
 
 @dataclass(frozen=True)
@@ -361,6 +362,19 @@ class SyntheticSource(FrameSource):
         x0, y0 = _bounce(5 * t, width - box_w), _bounce(3 * t, height - box_h)
         rgb[y0 : y0 + box_h, x0 : x0 + box_w] = (250, 250, 40)
         return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def sample_path() -> Path:
+    """The clip shipped in ``edgecodec/samples``: 75 frames of foreman at 352x288."""
+    from importlib import resources
+
+    return Path(str(resources.files("edgecodec").joinpath("samples", SAMPLE_CLIP)))
+
+
+def sample_frames() -> list[np.ndarray]:
+    """Every frame of the shipped clip, RGB uint8 (H, W, 3)."""
+    with VideoSource(sample_path()) as source:
+        return [frame.rgb for frame in source]
 
 
 def _bounce(position: int, span: int) -> int:

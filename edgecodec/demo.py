@@ -13,12 +13,11 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from edgecodec.capture import Frame, VideoSource, parse_size
+from edgecodec.capture import SAMPLE_CLIP, Frame, VideoSource, parse_size, sample_path
 from edgecodec.codec import Codec
 from edgecodec.config import add_rate_arguments
 from edgecodec.errors import ConfigError
@@ -34,13 +33,7 @@ from edgecodec.sinks import VideoRecorder, draw_label, side_by_side
 from edgecodec.timing import StatsLog, StreamMeter
 from edgecodec.transport import Receiver, Sender
 
-SAMPLE = "foreman_352x288_75f.mp4"
 DRAIN_S = 5.0  # after the last frame is sent, how long the receiver may take to catch up
-
-
-def sample_path() -> Path:
-    """The clip shipped in ``edgecodec/samples``."""
-    return Path(str(resources.files("edgecodec").joinpath("samples", SAMPLE)))
 
 
 class SideBySide:
@@ -77,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stream the shipped sample clip through a sender and a receiver on loopback and write "
         "original | decoded side by side to an mp4 file.",
     )
-    parser.add_argument("--video", metavar="FILE", help=f"clip to stream (default: the shipped {SAMPLE})")
+    parser.add_argument("--video", metavar="FILE", help=f"clip to stream (default: the shipped {SAMPLE_CLIP})")
     parser.add_argument("--out", default="edgecodec-demo.mp4", metavar="FILE.mp4", help="side-by-side output")
     parser.add_argument("--size", metavar="WxH", help="resize the frames first")
     parser.add_argument("--frames", type=int, metavar="N", help="only the first N frames")

@@ -90,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
+    if args.precision == "int8" and args.variant != "cpu":
+        raise ConfigError("--precision int8 is for --variant cpu (ONNX Runtime on a CPU), not --variant plain")
     allowed = {"onnx": ("fp32", "int8"), "tensorrt": ("fp32", "fp16")}[args.backend]
     if args.precision not in allowed:
         raise ConfigError(

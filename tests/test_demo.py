@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edgecodec.capture import VideoSource
+from edgecodec.capture import VideoSource, sample_path
 from edgecodec.cli import main as cli_main
-from edgecodec.demo import sample_path
 
 SAMPLE_FRAMES = 75
 

@@ -211,3 +211,35 @@ def test_precision_must_fit_the_backend(exported, capsys) -> None:  # noqa: ANN0
     assert len(err.splitlines()) == 1
     assert cli([*args, "--backend", "tensorrt", "--precision", "int8"]) == 2
     assert "--precision int8 is not for --backend tensorrt" in capsys.readouterr().err
+
+
+@needs_ort
+def test_int8_decoders_follow_the_float_graphs_they_were_made_from(exported, tmp_path, capsys) -> None:  # noqa: ANN001
+    """A float decoder that changed (here: rewritten in place with another doc string and a valid sidecar, as a new
+    export would write it) makes its int8 decoder stale, and only that one."""
+    import onnx
+
+    model, _ = exported
+    root = _copy_cache(exported, tmp_path)
+    args = ["export", "--backend", "onnx", "--precision", "int8", "--model", str(model.path), "--cache", str(root)]
+    assert cli([*args, "--no-verify"]) == 0
+    capsys.readouterr()
+    float_dec = _folder(model, root) / "decoder-2.onnx"
+    side = json.loads(cache.sidecar_path(float_dec).read_text())
+    graph = onnx.load(str(float_dec))
+    graph.doc_string = "re-exported"
+    cache.write(float_dec, graph.SerializeToString(), model.fingerprint_hex, side["key"], side["versions"])
+    assert cli([*args, "--no-verify"]) == 0
+    out = capsys.readouterr().out
+    assert "onnx-cpu-int8/decoder-2.onnx: rebuilt (" in out
+    assert "onnx-cpu/decoder-2.onnx: built" not in out and "onnx-cpu/decoder-2.onnx: rebuilt" not in out
+    assert "int8/decoder-1.onnx: rebuilt" not in out and "int8/decoder-3.onnx: rebuilt" not in out
+
+
+@needs_ort
+def test_int8_is_for_the_cpu_variant(exported, capsys) -> None:  # noqa: ANN001
+    model, root = exported
+    args = ["export", "--backend", "onnx", "--model", str(model.path), "--cache", str(root), "--precision", "int8"]
+    assert cli([*args, "--variant", "plain"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--precision int8 is for --variant cpu (ONNX Runtime on a CPU), not --variant plain")

@@ -105,14 +105,15 @@ def search(ort, model, size: tuple[int, int], threads: int, iters: int) -> None:
             if rows and (h % rows or layer == model.num_layers):
                 cells.append("-")
                 continue
-            saved = ob.TOPK_MAX_K
-            ob.TOPK_MAX_K = 1 << 30 if topk else 0
-            try:
-                nodes, inits, ids, _ = ob._vq_nodes(
-                    layer, "z", codes, np.ones(d, np.float32), "cpu" if rows else "plain", rows
-                )
-            finally:
-                ob.TOPK_MAX_K = saved
+            nodes, inits, ids, _ = ob._vq_nodes(
+                layer,
+                "z",
+                codes,
+                np.ones(d, np.float32),
+                "cpu" if rows else "plain",
+                rows,
+                "topk" if topk else "argmax2",
+            )
             graph = helper.make_graph(nodes, "search", [helper.make_tensor_value_info("z", 1, [1, h, w, d])],
                                       [helper.make_tensor_value_info(ids, 7, None)], inits)  # fmt: skip
             model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ob.OPSET)])

@@ -162,9 +162,10 @@ class HQALayer(nn.Module):
         self.register_buffer("ze_mean", torch.zeros(cfg.code_dim))
         self.register_buffer("ze_std", torch.ones(cfg.code_dim))
 
-    def encode_ze(self, h: torch.Tensor) -> torch.Tensor:
-        """Continuous encoder output z_e, as unit vectors along the channel axis."""
-        return F.normalize(self.encoder(h), dim=1)
+    def encode_ze(self, h: torch.Tensor, encoder: nn.Module | None = None) -> torch.Tensor:
+        """Continuous encoder output z_e, as unit vectors along the channel axis (``encoder``: an equivalent
+        stand-in for :attr:`encoder`, such as the export's rewritten copy)."""
+        return F.normalize((self.encoder if encoder is None else encoder)(h), dim=1)
 
     @torch.no_grad()
     def update_stats(self, z_e: torch.Tensor, momentum: float = 0.01) -> None:

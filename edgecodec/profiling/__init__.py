@@ -90,6 +90,7 @@ from edgecodec.profiling.report import (
     write_json,
     write_plot,
 )
+from edgecodec.runtime import BACKEND_HELP
 
 __all__ = [
     "DERIVED", "DRAIN_S", "EXPLAIN", "NET_DECODE", "NET_ENCODE", "NOTES", "OUTSIDE", "RECEIVE_TIMEOUT_S", "STAGES",
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="one process in lock-step, or edgecodec send + receive processes (default inprocess)",
     )
     parser.add_argument("--backend", nargs="+", default=["auto"], metavar="NAME",
-                        help="backends to compare: auto, torch, onnx, tensorrt (default auto)")  # fmt: skip
+                        help=f"backends to compare, one run each; {BACKEND_HELP}")  # fmt: skip
     parser.add_argument("--threads", type=at_least(1), metavar="N",
                         help="CPU threads of each process's backend (default: all usable CPUs)")  # fmt: skip
     parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")

@@ -14,10 +14,13 @@ operations only (no Python loops over data, no ``out=`` arguments), so that ``to
 With ``space_to_depth_op=True`` (the ONNX export) every pixel-unshuffle that feeds a convolution becomes ONNX's
 ``SpaceToDepth``, and that convolution's input channels are permuted to match: ``SpaceToDepth`` orders channels
 offset-major ("DCR"), pixel-unshuffle channel-major, and as a 6-D Transpose the unshuffle of a 640x480 frame took
-4.5 ms on 2 cores against 0.5 ms (docs/backends.md). Same products, summed in another order.
+3.7 ms on 2 cores against 0.3 ms (tools/bench_onnx_options.py, docs/backends.md). Same products, summed in another
+order.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -63,12 +66,9 @@ def with_space_to_depth(seq: nn.Sequential) -> nn.Sequential:
             c = mod.in_channels // b2
             # new channel (offset o, channel c) reads old channel c * b2 + o
             order = torch.arange(mod.in_channels).view(c, b2).t().reshape(-1)
-            conv = nn.Conv2d(mod.in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding,
-                             bias=mod.bias is not None)  # fmt: skip
+            conv = copy.deepcopy(mod)
             with torch.no_grad():
                 conv.weight.copy_(mod.weight[:, order])
-                if mod.bias is not None:
-                    conv.bias.copy_(mod.bias)
             out.append(conv)
         else:
             out.append(mod)
@@ -99,7 +99,7 @@ class EncoderGraph(nn.Module):
         h = frames - 0.5
         ids, qerr, zs = [], [], []
         for i, lyr in enumerate(self.net.layers):
-            z_e = F.normalize(self.encoders[i](h), dim=1)  # HQALayer.encode_ze
+            z_e = lyr.encode_ze(h, self.encoders[i])
             zt = z_e.permute(0, 2, 3, 1)  # (N, h, w, D)
             if self.outputs == "z":
                 zs.append(zt)

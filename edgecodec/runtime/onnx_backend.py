@@ -9,9 +9,10 @@ Graphs (opset 17, dynamic N, H and W), one encoder and one decoder per layer:
 
 Precision ``int8`` (backend ``onnx-int8``) quantises the decoders' convolutions to int8 (ONNX Runtime's static
 quantisation: QLinearConv, weights per channel, activation ranges calibrated on frames of the shipped sample clip),
-stored beside the float graphs in ``onnx-<variant>-int8``. The encoder stays float: int8 there moved up to half of
-the ids of a frame to other codes for little speed. Decoding is a receiver's own business (the ids, the bitstream
-and the sender do not change), so an int8 receiver trades a little PSNR for speed; both in docs/backends.md.
+stored beside the float graphs in ``onnx-cpu-int8``. The encoder stays float: int8 noise moved a large share of the
+ids to other codes (the small cosine codebooks have many near-ties) for little speed. Decoding is a receiver's own
+business (the ids, the bitstream and the sender do not change), so an int8 receiver trades a little PSNR for speed;
+both in docs/backends.md.
 
 Two variants of the search exist. ``plain`` is MatMul + Add + ArgMax: what TensorRT (``trtexec``) and any other
 runtime take. ``cpu`` (the default here) runs the search in row blocks inside a ``Scan``, so that the score matrix of
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgecodec.errors import ConfigError, ModelError
+from edgecodec.errors import ConfigError, EdgecodecError, ModelError
 from edgecodec.runtime import cache, check_frames, check_ids
 from edgecodec.runtime.graphs import DecoderGraph, EncoderGraph
 
@@ -155,8 +156,13 @@ def _topk_nodes(score: str, out: str, p: str) -> tuple[list, list]:
     return nodes, [_const(p + "one", [1]), _const(p + "m1", [-1])]
 
 
-def _vq_nodes(layer: int, z: str, codes: np.ndarray, inv_std: np.ndarray, variant: str, rows: int):
-    """Nodes that turn unit vectors ``z`` (N, h, w, D) into ``ids_<layer>`` (N, h, w) and qerr (N, 1)."""
+def _vq_nodes(
+    layer: int, z: str, codes: np.ndarray, inv_std: np.ndarray, variant: str, rows: int, search: str | None = None
+):  # fmt: skip
+    """Nodes that turn unit vectors ``z`` (N, h, w, D) into ``ids_<layer>`` (N, h, w) and qerr (N, 1).
+
+    ``search`` picks the maximum's form inside a Scan block: "topk" or "argmax2" (the two-step ArgMax); None chooses
+    by the codebook size (:data:`TOPK_MAX_K`)."""
     from onnx import helper
 
     k, d = codes.shape
@@ -177,7 +183,7 @@ def _vq_nodes(layer: int, z: str, codes: np.ndarray, inv_std: np.ndarray, varian
     else:
         # Blocks of `rows` grid rows: (N, h, w, D) -> (N*h/rows, rows*w, D), one Scan step per block.
         b = p + "b_"
-        if k <= TOPK_MAX_K:
+        if (search or ("topk" if k <= TOPK_MAX_K else "argmax2")) == "topk":
             body_nodes, body_inits = _topk_nodes(b + "score", b + "ids", b)
         else:
             body_nodes, body_inits = _argmax_nodes(b + "score", b + "ids", k, _group_size(k), b)
@@ -291,6 +297,11 @@ def ensure_onnx(
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown ONNX precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+    if precision == "int8" and variant != "cpu":
+        raise ConfigError(
+            "int8 decoders are for ONNX Runtime on a CPU (variant cpu); for TensorRT, export the plain graphs and "
+            "let trtexec build reduced-precision engines"
+        )
     folder = artefact_dir(model, cache.cache_root(root), variant)
     key = {"kind": "onnx", "variant": variant, "size": "dynamic"}
     versions = onnx_versions()
@@ -318,23 +329,35 @@ def ensure_onnx(
 
 
 def _ensure_int8(model, root, variant: str, force: bool, build: bool, paths: dict, report: list) -> None:  # noqa: ANN001
-    """Point ``paths``' decoders at their int8 versions, quantising those that are missing or stale."""
-    import onnxruntime as ort
+    """Point ``paths``' decoders at their int8 versions, quantising those that are missing or stale.
+
+    An int8 decoder is stale when anything it was made from changed: the model (fingerprint), the float decoder and
+    encoder graphs (their SHA-256, from their sidecars), the calibration clip, or the versions of the tools.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ConfigError("int8 decoders need onnxruntime (pip install 'edgecodec[onnx]')") from None
+    from edgecodec.capture import sample_path
 
     folder = artefact_dir(model, cache.cache_root(root), variant, "int8")
-    key = {"kind": "onnx", "variant": variant, "size": "dynamic", "precision": "int8",
-           "calibration": f"{CALIBRATION_FRAMES} frames of the shipped sample clip"}  # fmt: skip
+    clip = sample_path()
+    base = {"kind": "onnx", "variant": variant, "size": "dynamic", "precision": "int8",
+            "calibration": f"{CALIBRATION_FRAMES} frames of {clip.name}",
+            "calibration_sha256": cache.sha256_file(clip) if clip.is_file() else "missing",
+            "encoder_sha256": (cache.read_sidecar(paths["encoder.onnx"]) or {}).get("sha256")}  # fmt: skip
     versions = onnx_versions() | {"quant": QUANT_VERSION, "onnxruntime": ort.__version__}
     calibration: list[list[np.ndarray]] | None = None
     for layer in range(1, model.num_layers + 1):
         name = f"decoder-{layer}.onnx"
         path = folder / name
+        key = base | {"source_sha256": (cache.read_sidecar(paths[name]) or {}).get("sha256")}
         how = f"edgecodec export --backend onnx --precision int8 --model {model.name}"
         reason = cache.build_reason(path, model.fingerprint_hex, key, versions, force=force, build=build,
                                     how_to_build=how, report=report)  # fmt: skip
         if reason is not None:
             if calibration is None:
-                calibration = calibration_ids(paths["encoder.onnx"])
+                calibration = calibration_ids(paths["encoder.onnx"], model.net.multiple)
             data = quantize_decoder(paths[name], [ids[layer - 1] for ids in calibration])
             extra = {"model": model.name, "inputs": _io_doc(name), "quantised_from": str(paths[name])}
             cache.write(path, data, model.fingerprint_hex, key, versions, extra=extra)
@@ -342,35 +365,38 @@ def _ensure_int8(model, root, variant: str, force: bool, build: bool, paths: dic
         paths[name] = path
 
 
-def calibration_ids(encoder: Path) -> list[list[np.ndarray]]:
-    """Ids of every layer for :data:`CALIBRATION_FRAMES` frames spread over the shipped sample clip, from the float
-    encoder graph at ``encoder``: what the int8 decoders' activation ranges are calibrated on."""
-    import cv2
+def calibration_frames(multiple: int) -> list[np.ndarray]:
+    """The :data:`CALIBRATION_FRAMES` frames, spread over the shipped sample clip, that the int8 decoders' activation
+    ranges are calibrated on: (1, 3, H, W) float32 in [0, 1], cropped to multiples of ``multiple``."""
+    from edgecodec.capture import sample_frames
+
+    try:
+        frames = sample_frames()
+    except EdgecodecError as exc:
+        raise ModelError(f"cannot calibrate int8 decoders: {exc}") from None
+    h, w = frames[0].shape[0] // multiple * multiple, frames[0].shape[1] // multiple * multiple
+    if h == 0 or w == 0:
+        raise ModelError(f"cannot calibrate int8 decoders: the sample clip is smaller than the model's {multiple}")
+    picks = np.linspace(0, len(frames) - 1, CALIBRATION_FRAMES).round().astype(int)
+    return [np.ascontiguousarray(frames[i][:h, :w].transpose(2, 0, 1)[None], dtype=np.float32) / 255 for i in picks]
+
+
+def calibration_ids(encoder: Path, multiple: int) -> list[list[np.ndarray]]:
+    """Ids of every layer of :func:`calibration_frames`, from the float encoder graph at ``encoder``."""
     import onnxruntime as ort
 
-    from edgecodec.demo import sample_path
-
-    cap = cv2.VideoCapture(str(sample_path()))
-    frames = []
     try:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            frames.append(bgr)
-    finally:
-        cap.release()
-    if not frames:
-        raise ModelError(f"cannot read the sample clip {sample_path()} to calibrate int8 decoders")
-    opts = session_options(ort, default_threads())
-    session = ort.InferenceSession(str(encoder), opts, providers=["CPUExecutionProvider"])
-    out = []
-    for i in np.linspace(0, len(frames) - 1, CALIBRATION_FRAMES).round().astype(int):
-        bgr = frames[i]
-        h, w = bgr.shape[0] // 32 * 32, bgr.shape[1] // 32 * 32  # the clip is 352x288: both multiples of 32
-        x = np.ascontiguousarray(bgr[:h, :w, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255
-        out.append(session.run(None, {"frames": x})[:-1])
-    return out
+        session = ort.InferenceSession(str(encoder), session_options(ort, 1), providers=["CPUExecutionProvider"])
+        return [session.run(None, {"frames": x})[:-1] for x in calibration_frames(multiple)]
+    except EdgecodecError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own exception types
+        raise ModelError(f"{encoder}: cannot encode the calibration frames ({str(exc).splitlines()[0]})") from None
+
+
+class _QuieterThanError(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
 
 
 def quantize_decoder(src: Path, calibration: list[np.ndarray]) -> bytes:
@@ -378,7 +404,10 @@ def quantize_decoder(src: Path, calibration: list[np.ndarray]) -> bytes:
     with ranges from running ``calibration`` ids through it, int8 weights per output channel)."""
     import tempfile
 
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    try:
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    except ImportError as exc:
+        raise ConfigError(f"int8 decoders need onnxruntime's quantisation tools and onnx ({exc})") from None
 
     class Feeds(CalibrationDataReader):
         def __init__(self) -> None:
@@ -387,9 +416,13 @@ def quantize_decoder(src: Path, calibration: list[np.ndarray]) -> bytes:
         def get_next(self) -> dict | None:
             return next(self._it, None)
 
+    # The quantiser logs advice ("consider pre-processing") with logging.warning() on the root logger. A filter on
+    # the root logger sees only records logged on it directly (edgecodec's own records propagate past it), and a
+    # NullHandler keeps logging.warning() from installing a stderr handler on a root logger that has none.
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantiser logs advice ("consider pre-processing") on the root logger
+    quiet, null = _QuieterThanError(), logging.NullHandler()
+    root.addFilter(quiet)
+    root.addHandler(null)
     try:
         with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -399,8 +432,11 @@ def quantize_decoder(src: Path, calibration: list[np.ndarray]) -> bytes:
                 per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             )  # fmt: skip
             return out.read_bytes()
+    except Exception as exc:  # noqa: BLE001 - the quantiser and ONNX Runtime raise their own types
+        raise ModelError(f"{src}: int8 quantisation failed ({str(exc).splitlines()[0]})") from None
     finally:
-        root.setLevel(level)
+        root.removeFilter(quiet)
+        root.removeHandler(null)
 
 
 def _io_doc(name: str) -> str:

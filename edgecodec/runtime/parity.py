@@ -22,10 +22,14 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 class Parity:
     id_mismatch: list[float]  # per layer, fraction of positions whose ids differ
     psnr_ref: list[float]  # per layer, PSNR of the reference decode of the reference ids against the input
-    psnr_delta: list[float]  # per layer, |PSNR(other decode) - PSNR(reference decode)| of the same ids, dB
+    psnr_change: list[float]  # per layer, PSNR(other decode) - PSNR(reference decode) of the same ids, dB
     psnr_between: list[float]  # per layer, PSNR between the two decodes of the same ids
     qerr_max_diff: float
-    psnr_change: list[float]  # per layer, PSNR(other decode) - PSNR(reference decode), signed
+
+    @property
+    def psnr_delta(self) -> list[float]:
+        """Per layer, |PSNR change| of the same ids."""
+        return [abs(c) for c in self.psnr_change]
 
     def lines(self) -> list[str]:
         return [
@@ -41,7 +45,7 @@ def compare(ref, other, frames: np.ndarray) -> Parity:  # noqa: ANN001 - two Bac
     """Encode ``frames`` (N, 3, H, W) float32 with both backends and decode the reference ids with both."""
     ids_ref, qerr_ref = ref.encode(frames)
     ids_other, qerr_other = other.encode(frames)
-    mismatch, p_ref, delta, between, change = [], [], [], [], []
+    mismatch, p_ref, between, change = [], [], [], []
     for layer, (a, b) in enumerate(zip(ids_ref, ids_other, strict=True), start=1):
         if a.shape != b.shape:
             raise ValueError(f"layer {layer}: id grids {a.shape} and {b.shape} differ in shape")
@@ -49,7 +53,6 @@ def compare(ref, other, frames: np.ndarray) -> Parity:  # noqa: ANN001 - two Bac
         da, db = ref.decode(a, layer), other.decode(a, layer)
         pa, pb = psnr(da, frames), psnr(db, frames)
         p_ref.append(pa)
-        delta.append(abs(pb - pa))
         change.append(pb - pa)
         between.append(psnr(da, db))
-    return Parity(mismatch, p_ref, delta, between, float(np.max(np.abs(qerr_ref - qerr_other))), change)
+    return Parity(mismatch, p_ref, change, between, float(np.max(np.abs(qerr_ref - qerr_other))))
