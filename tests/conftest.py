@@ -48,3 +48,26 @@ def _artefact_cache(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("EDGECODEC_CACHE", None)
     else:
         os.environ["EDGECODEC_CACHE"] = old
+
+
+@pytest.fixture
+def garbage_decodes():
+    """``garbage_decodes(prior, k)``: decode 64 random byte strings (0..63 bytes) as a 4x5 grid of ids under
+    ``prior``; each must either raise BitstreamError or give ids in 0..k-1. Returns how many raised."""
+    from edgecodec.entropy import decode_ids
+    from edgecodec.errors import BitstreamError
+
+    def run(prior, k: int) -> int:  # noqa: ANN001 - an IdPrior
+        rng = np.random.default_rng(3)
+        raised = 0
+        for n in range(64):
+            data = rng.integers(0, 256, size=n, dtype=np.uint8).tobytes()
+            try:
+                out = decode_ids(data, prior, (4, 5))
+            except BitstreamError:
+                raised += 1
+            else:
+                assert out.shape == (4, 5) and out.min() >= 0 and out.max() < k
+        return raised
+
+    return run
