@@ -133,6 +133,11 @@ def check(path: Path, fingerprint_hex: str, key: Mapping[str, Any], versions: Ma
     return None
 
 
+def built_line(path: Path, reason: str) -> str:
+    """The report line for an artefact just (re)built for ``reason`` (as :func:`build_reason` returned it)."""
+    return f"{path}: {'built' if reason == 'not built yet' else 'rebuilt (' + reason + ')'}"
+
+
 def build_reason(
     path: Path,
     fingerprint_hex: str,

@@ -322,7 +322,7 @@ def ensure_onnx(
         cache.write(
             path, data, model.fingerprint_hex, key, versions, extra={"model": model.name, "inputs": _io_doc(name)}
         )
-        report.append(f"{path}: {'built' if reason == 'not built yet' else 'rebuilt (' + reason + ')'}")
+        report.append(cache.built_line(path, reason))
     if precision == "int8":
         _ensure_int8(model, root, variant, force, build, paths, report)
     return paths, report
@@ -361,7 +361,7 @@ def _ensure_int8(model, root, variant: str, force: bool, build: bool, paths: dic
             data = quantize_decoder(paths[name], [ids[layer - 1] for ids in calibration])
             extra = {"model": model.name, "inputs": _io_doc(name), "quantised_from": str(paths[name])}
             cache.write(path, data, model.fingerprint_hex, key, versions, extra=extra)
-            report.append(f"{path}: {'built' if reason == 'not built yet' else 'rebuilt (' + reason + ')'}")
+            report.append(cache.built_line(path, reason))
         paths[name] = path
 
 

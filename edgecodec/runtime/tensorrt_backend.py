@@ -230,7 +230,7 @@ def ensure_tensorrt(
         data = build_engine(model, name, size, precision, dev)
         extra = {"model": model.name, **builder_info("torch-tensorrt")}
         cache.write(path, data, model.fingerprint_hex, key, versions, extra=extra)
-        report.append(f"{path}: {'built' if reason == 'not built yet' else 'rebuilt (' + reason + ')'}")
+        report.append(cache.built_line(path, reason))
     return paths, report
 
 
