@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from edgecodec.data import CropSampler, list_images, read_rgb, to_tensor
 from edgecodec.errors import ConfigError
-from edgecodec.nn import HQAStack, ModelConfig, default_config, tiny_config
+from edgecodec.nn import ARCHITECTURES, HQAStack, ModelConfig
 from edgecodec.priors import PriorCounter
 from edgecodec.zoo import save_model
 
@@ -86,26 +86,14 @@ def layer_schedule(values: Sequence[int], n: int, what: str) -> list[int]:
 
 @torch.no_grad()
 def init_codebook(net: HQAStack, layer: int, x: torch.Tensor, gen: torch.Generator) -> None:
-    """Start the codebook on encoder outputs of real data (k random positions)."""
+    """Start the codebook on encoder outputs of real data (random positions)."""
     lyr = net.layers[layer - 1]
-    z = lyr.encode_ze(net.layer_input(x, layer))
-    flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-    k = lyr.quantizer.codebook.shape[0]
-    idx = torch.randint(flat.shape[0], (k,), generator=gen, device="cpu").to(flat.device)
-    lyr.quantizer.codebook.copy_(flat[idx] + 0.01 * torch.randn_like(flat[idx]))
+    lyr.quantizer.init_from(lyr.encode_ze(net.layer_input(x, layer)), gen)
 
 
-@torch.no_grad()
 def reset_dead_codes(net: HQAStack, layer: int, usage: torch.Tensor, gen: torch.Generator) -> int:
     """Move codes used less than 3% of the mean usage onto busy codes plus noise; returns how many moved."""
-    cb = net.layers[layer - 1].quantizer.codebook
-    dead = (usage < 0.03 * usage.mean()).nonzero().flatten()
-    if len(dead) == 0 or usage.sum() == 0:
-        return 0
-    busy = torch.multinomial(usage.float().cpu(), len(dead), replacement=True, generator=gen).to(cb.device)
-    noise = torch.randn(len(dead), cb.shape[1], generator=gen).to(cb.device)
-    cb[dead] = cb[busy] + 0.05 * cb[busy].norm(dim=1, keepdim=True) / cb.shape[1] ** 0.5 * noise
-    return len(dead)
+    return net.layers[layer - 1].quantizer.reset_dead(usage, gen)
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -186,7 +174,7 @@ def train_layer(net, layer, sampler, args, d: Dist, ckpt, start_step, opt_state,
     if d.world > 1:
         for t in list(lyr.parameters()) + list(lyr.buffers()):
             dist.broadcast(t.data, 0)
-    usage = torch.zeros(lyr.quantizer.codebook.shape[0], device=d.device)
+    usage = torch.zeros(lyr.quantizer.groups, lyr.quantizer.sub_size, device=d.device)
     pbar = tqdm(desc=pbar_desc, disable=not d.main or args.quiet, initial=start_step, total=steps,
                 dynamic_ncols=True, mininterval=2.0)
     shown_psnr = float("nan")
@@ -230,7 +218,7 @@ def train_layer(net, layer, sampler, args, d: Dist, ckpt, start_step, opt_state,
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if not finetune:
-            usage += torch.bincount(ids.flatten(), minlength=usage.numel()).float()
+            usage += lyr.quantizer.usage(ids)
             if (step + 1) % DEAD_CODE_EVERY == 0:
                 if main_frac < 0.8:
                     reset_dead_codes(net, layer, d.all_sum(usage), tgen)
@@ -267,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--val", nargs="*", default=[], metavar="DIR",
                     help="validation folders: excluded from training, used to report PSNR per layer")
     ap.add_argument("--out", required=True, help="output model path without suffix, e.g. models/mymodel")
-    ap.add_argument("--arch", default="default", help="'default', 'tiny', or a JSON file with a model config")
+    ap.add_argument("--arch", default="default",
+                    help=f"{', '.join(ARCHITECTURES)}, or a JSON file with a model config")
     ap.add_argument("--steps", type=int, nargs="+", default=[4000], help="steps per layer (one value or one per layer)")
     ap.add_argument("--crop", type=int, nargs="+", default=[128, 128, 256, 256, 256], help="crop size per layer")
     ap.add_argument("--batch", type=int, default=16, help="batch per process")
@@ -289,10 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_arch(spec: str) -> ModelConfig:
-    if spec == "default":
-        return default_config()
-    if spec == "tiny":
-        return tiny_config()
+    if spec in ARCHITECTURES:
+        return ARCHITECTURES[spec]()
     try:
         return ModelConfig.from_dict(json.loads(Path(spec).read_text()))
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -15,7 +15,8 @@ Frames are float tensors (N, 3, H, W) in [0, 1] with H and W multiples of :attr:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NamedTuple
 
 import torch
@@ -35,7 +36,7 @@ class ModelConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "requantize": self.requantize, "layers": [asdict(c) for c in self.layers]}
+        return {"name": self.name, "requantize": self.requantize, "layers": [_layer_dict(c) for c in self.layers]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
@@ -47,6 +48,16 @@ class ModelConfig:
 
     def canonical_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+# LayerConfig fields added after models were shipped: written only when they differ from their defaults, so that
+# the canonical JSON, and with it the fingerprint, of an older model stays what it was.
+_LATER_FIELDS = ("groups", "encoder_hidden", "encoder_res_blocks")
+
+
+def _layer_dict(c: LayerConfig) -> dict[str, Any]:
+    defaults = {f.name: f.default for f in fields(LayerConfig)}
+    return {k: v for k, v in asdict(c).items() if k not in _LATER_FIELDS or v != defaults[k]}
 
 
 def default_config() -> ModelConfig:
@@ -62,6 +73,25 @@ def default_config() -> ModelConfig:
     )
 
 
+def cpu_fast_config() -> ModelConfig:
+    """An architecture for senders on two CPU cores: the encoder fits a 640x480 frame in under 33 ms.
+
+    Against :func:`default_config`: product codebooks at layers 1-3 (16 x 16, 32 x 32 and 64 x 64 sub-codes, so the
+    nearest-code search scores 32, 64 and 128 codes per position instead of 256, 512 and 2048) and lighter encoders
+    at layers 1-3; the decoders are the same size. ``python tools/bench_arch.py`` measures it untrained.
+    """
+    return ModelConfig(
+        layers=(
+            LayerConfig(256, 8, 96, res_blocks=0, space_to_depth=True, groups=2, encoder_hidden=64),  # 2.00 bpp
+            LayerConfig(1024, 16, 96, res_blocks=0, groups=2, encoder_hidden=64),  # 0.625 bpp
+            LayerConfig(4096, 32, 128, res_blocks=1, groups=2, encoder_hidden=96, encoder_res_blocks=0),  # 0.1875
+            LayerConfig(1024, 32, 128, res_blocks=1),  # 0.039 bpp
+            LayerConfig(1024, 32, 128, res_blocks=1),  # 0.0098 bpp
+        ),
+        name="hqa-cpu-fast",
+    )
+
+
 def tiny_config() -> ModelConfig:
     """A small stack for tests: 3 layers, untrained weights are enough to exercise every code path."""
     return ModelConfig(
@@ -72,6 +102,13 @@ def tiny_config() -> ModelConfig:
         ),
         name="tiny",
     )
+
+
+ARCHITECTURES: dict[str, Callable[[], ModelConfig]] = {
+    "default": default_config,
+    "cpu-fast": cpu_fast_config,
+    "tiny": tiny_config,
+}
 
 
 class Encoded(NamedTuple):

@@ -89,10 +89,15 @@ class EncoderGraph(nn.Module):
         rewrite = with_space_to_depth if space_to_depth_op else (lambda seq: seq)
         self.encoders = nn.ModuleList(rewrite(lyr.encoder) for lyr in net.layers)
         for i in range(net.num_layers):
+            q = net.layers[i].quantizer
             c = _codes(net, i)
             self.register_buffer(f"codes_{i}", c)
-            self.register_buffer(f"codes_t_{i}", c.t().contiguous())
-            self.register_buffer(f"bias_{i}", -0.5 * (c * c).sum(1))
+            # the search's codebook: the codes themselves, or a product codebook's sub-codes (G, Kg, D / G)
+            s = c if q.groups == 1 else q.sub_codes.detach().clone()
+            self.register_buffer(f"codes_t_{i}", s.transpose(-1, -2).contiguous())
+            bias = -0.5 * (s * s).sum(-1)  # (K,) or (G, Kg)
+            self.register_buffer(f"bias_{i}", bias if q.groups == 1 else bias.unsqueeze(1))  # (G, 1, Kg)
+            self.register_buffer(f"radix_{i}", q.sub_size ** torch.arange(q.groups - 1, -1, -1))
             self.register_buffer(f"inv_std_{i}", 1.0 / net.layers[i].ze_std.detach().clone())
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -104,8 +109,14 @@ class EncoderGraph(nn.Module):
             if self.outputs == "z":
                 zs.append(zt)
             else:
-                score = torch.matmul(zt, getattr(self, f"codes_t_{i}")) + getattr(self, f"bias_{i}")
-                idx = score.argmax(-1)
+                radix = getattr(self, f"radix_{i}")
+                if radix.numel() == 1:
+                    score = torch.matmul(zt, getattr(self, f"codes_t_{i}")) + getattr(self, f"bias_{i}")
+                    idx = score.argmax(-1)
+                else:  # per group: (N, h, w, G, 1, D / G) @ (G, D / G, Kg) -> (N, h, w, G, 1, Kg)
+                    zg = zt.unflatten(-1, (radix.numel(), -1)).unsqueeze(-2)
+                    score = torch.matmul(zg, getattr(self, f"codes_t_{i}")) + getattr(self, f"bias_{i}")
+                    idx = (score.squeeze(-2).argmax(-1) * radix).sum(-1)
                 d = (zt - F.embedding(idx, getattr(self, f"codes_{i}"))) * getattr(self, f"inv_std_{i}")
                 ids.append(idx)
                 qerr.append((d * d).mean((1, 2, 3)))

@@ -216,7 +216,59 @@ def _vq_nodes(
             _const(p + "m1", [-1]),
             _const(p + "d", [d]),
         ]
-    nodes += [
+    nodes += _qerr_nodes(p, z, ids)
+    inits.append(_const(p + "n1", [-1, 1]))
+    return nodes, inits, ids, p + "qerr_n1"
+
+
+def _product_vq_nodes(layer: int, z: str, sub_codes: np.ndarray, codes: np.ndarray, inv_std: np.ndarray):  # noqa: ANN202
+    """Nodes that turn unit vectors ``z`` (N, h, w, D) into ``ids_<layer>`` (N, h, w) and qerr (N, 1) for a product
+    codebook ``sub_codes`` (G, Kg, D / G) whose whole table is ``codes`` (K, D).
+
+    One MatMul against the block-diagonal (D, G * Kg) matrix of the sub-codes scores every group at once (the
+    search is G * Kg scores a position, small enough for no Scan), an ArgMax per group gives the sub-ids, and their
+    mixed-radix number (sub-codebook 0 most significant) is the id."""
+    from onnx import helper
+
+    g, kg, dg = sub_codes.shape
+    p = f"vq{layer}_"
+    ids = f"ids_{layer}"
+    block = np.zeros((g * dg, g * kg), np.float32)
+    for i in range(g):
+        block[i * dg : (i + 1) * dg, i * kg : (i + 1) * kg] = sub_codes[i].T
+    bias = -0.5 * (sub_codes.astype(np.float64) ** 2).sum(-1).reshape(-1)
+    nodes = [
+        helper.make_node("MatMul", [z, p + "block"], [p + "dot"]),  # (N, h, w, G * Kg)
+        helper.make_node("Add", [p + "dot", p + "bias"], [p + "score"]),
+        helper.make_node("Shape", [z], [p + "zshape"]),
+        helper.make_node("Slice", [p + "zshape", p + "i0", p + "i3"], [p + "gshape"]),  # (N, h, w)
+        helper.make_node("Concat", [p + "gshape", p + "gk"], [p + "sshape"], axis=0),
+        helper.make_node("Reshape", [p + "score", p + "sshape"], [p + "score_g"]),  # (N, h, w, G, Kg)
+        helper.make_node("ArgMax", [p + "score_g"], [p + "digits"], axis=-1, keepdims=0),  # (N, h, w, G)
+        helper.make_node("Mul", [p + "digits", p + "radix"], [p + "weighted"]),
+        helper.make_node("ReduceSum", [p + "weighted", p + "m1"], [ids], keepdims=0),  # (N, h, w)
+    ]
+    inits = [
+        _const(p + "block", block, np.float32),
+        _const(p + "bias", bias, np.float32),
+        _const(p + "i0", [0]),
+        _const(p + "i3", [3]),
+        _const(p + "gk", [g, kg]),
+        _const(p + "radix", kg ** np.arange(g - 1, -1, -1)),
+        _const(p + "m1", [-1]),
+        _const(p + "codes", codes, np.float32),
+        _const(p + "inv_std", inv_std, np.float32),
+        _const(p + "n1", [-1, 1]),
+    ]
+    nodes += _qerr_nodes(p, z, ids)
+    return nodes, inits, ids, p + "qerr_n1"
+
+
+def _qerr_nodes(p: str, z: str, ids: str) -> list:
+    """Normalised quantisation error (N, 1) of ``z`` against the codes of ``ids``."""
+    from onnx import helper
+
+    return [
         helper.make_node("Gather", [p + "codes", ids], [p + "q"]),  # (N, h, w, D)
         helper.make_node("Sub", [z, p + "q"], [p + "diff"]),
         helper.make_node("Mul", [p + "diff", p + "inv_std"], [p + "dn"]),
@@ -224,8 +276,6 @@ def _vq_nodes(
         helper.make_node("ReduceMean", [p + "sq"], [p + "qerr"], axes=[1, 2, 3], keepdims=1),  # (N, 1, 1, 1)
         helper.make_node("Reshape", [p + "qerr", p + "n1"], [p + "qerr_n1"]),  # (N, 1)
     ]
-    inits.append(_const(p + "n1", [-1, 1]))
-    return nodes, inits, ids, p + "qerr_n1"
 
 
 def _scan_rows(layer: int, num_layers: int, codebook_size: int) -> int:
@@ -258,9 +308,13 @@ def export_encoder(net, variant: str = "cpu") -> bytes:  # noqa: ANN001 - HQASta
         lyr = net.layers[layer - 1]
         codes = lyr.quantizer.codes.detach().cpu().numpy()
         inv_std = (1.0 / lyr.ze_std.detach().cpu()).numpy()
-        nodes, inits, ids, qerr = _vq_nodes(
-            layer, znames[layer - 1], codes, inv_std, variant, _scan_rows(layer, n_layers, codes.shape[0])
-        )
+        if lyr.quantizer.groups > 1:
+            sub = lyr.quantizer.sub_codes.detach().cpu().numpy()
+            nodes, inits, ids, qerr = _product_vq_nodes(layer, znames[layer - 1], sub, codes, inv_std)
+        else:
+            nodes, inits, ids, qerr = _vq_nodes(
+                layer, znames[layer - 1], codes, inv_std, variant, _scan_rows(layer, n_layers, codes.shape[0])
+            )
         graph.node.extend(nodes)
         graph.initializer.extend(inits)
         graph.output.append(helper.make_tensor_value_info(ids, onnx.TensorProto.INT64, ["N", f"h{layer}", f"w{layer}"]))
