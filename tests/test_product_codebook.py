@@ -181,3 +181,33 @@ def test_dead_sub_codes_move_onto_busy_ones_of_their_own_group() -> None:
     assert all(torch.equal(after[g, i], before[g, i]) for g, i in unchanged)
     for i in [j for j in range(8) if j != 5]:  # group 1's dead codes now sit next to its busy one
         assert (after[1, i] - before[1, 5]).norm() < 0.2 * before[1, 5].norm()
+
+
+@needs_ort
+def test_onnx_backend_encodes_and_decodes_a_product_model(net: HQAStack, tmp_path: Path) -> None:
+    from edgecodec.runtime.onnx_backend import OnnxBackend
+    from edgecodec.runtime.torch_backend import TorchBackend
+
+    model = save_model(net, tmp_path / "p", priors=[np.ones(c.codebook_size, np.int64) for c in net.config.layers])
+    onnx_b = OnnxBackend(model, cache_dir=tmp_path / "cache", threads=1)
+    torch_b = TorchBackend(model.net)
+    x = np.random.default_rng(7).random((1, 3, 48, 64), dtype=np.float32)
+    ids_o, qerr_o = onnx_b.encode(x)
+    ids_t, qerr_t = torch_b.encode(x)
+    for layer, (a, b) in enumerate(zip(ids_o, ids_t, strict=True), start=1):
+        assert np.mean(a != b) < 0.001
+        np.testing.assert_allclose(onnx_b.decode(b, layer), torch_b.decode(b, layer), atol=1e-4)
+    np.testing.assert_allclose(qerr_o, qerr_t, rtol=1e-4, atol=1e-6)
+
+
+def test_torch_export_of_a_product_encoder_has_dynamic_frame_sizes(net: HQAStack) -> None:
+    """The program torch-tensorrt would compile, run here on the CPU."""
+    from edgecodec.runtime.tensorrt_backend import export_program, profile
+
+    m = net.multiple
+    enc = export_program(EncoderGraph(net), torch.rand(1, 3, 64, 96), m, profile((64, 96), m)).module()
+    for h, w in ((64, 96), (40, 120)):
+        x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h))
+        with torch.no_grad():
+            *ids, _ = enc(x)
+        assert all(torch.equal(a, b) for a, b in zip(ids, net.encode(x).ids, strict=True))
