@@ -137,7 +137,11 @@ def count_ids(
     return counters
 
 
-def train_layer(net, layer, sampler, args, d: Dist, ckpt, start_step, opt_state, pbar_desc) -> dict:  # noqa: C901
+def train_layer(  # noqa: C901
+    net, layer, sampler, args, d: Dist, ckpt, start_step, opt_state, pbar_desc, history: list | None = None
+) -> dict:
+    """Train ``layer``; mid-layer checkpoints carry ``history`` (the results of the layers before), so that a
+    resumed run still reports them."""
     lyr = net.layers[layer - 1]
     steps, crop, batch = args.steps[layer - 1], args.crop[layer - 1], args.batch
     budget = args.time_budget * steps / sum(args.steps) if args.time_budget else 0.0
@@ -230,7 +234,7 @@ def train_layer(net, layer, sampler, args, d: Dist, ckpt, start_step, opt_state,
             tau = lyr.quantizer.temperature
             pbar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{shown_psnr:.2f}", tau=f"{tau:.2f}")
         if d.main and ckpt is not None and (step + 1) % args.ckpt_every == 0:
-            save_checkpoint(ckpt, net, opt, {"layer": layer, "step": step + 1})
+            save_checkpoint(ckpt, net, opt, {"layer": layer, "step": step + 1, "history": json.dumps(history or [])})
         step += 1
         pbar.update(1)
     pbar.close()
@@ -321,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"resuming at layer {start_layer}, step {start_step}")
     t0 = time.time()
     for layer in range(start_layer, n + 1):
-        res = train_layer(net, layer, sampler, args, d, ckpt, start_step, opt_state, f"layer {layer}/{n}")
+        res = train_layer(net, layer, sampler, args, d, ckpt, start_step, opt_state, f"layer {layer}/{n}", history)
         start_step, opt_state = 0, None
         if val_images:
             res["val_psnr"] = validate(net, val_images, layer, d.device)

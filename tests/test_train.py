@@ -54,6 +54,32 @@ def test_resume_continues_from_the_checkpoint(image_dir: Path, tmp_path: Path, c
     assert "resuming at layer 4" in capsys.readouterr().out
 
 
+def test_a_run_resumed_inside_a_layer_keeps_the_history_of_the_layers_before(
+    image_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import edgecodec.train as train_mod
+
+    class Stop(Exception):
+        pass
+
+    real_save = train_mod.save_checkpoint
+
+    def save_then_stop(path, net, opt, state) -> None:  # noqa: ANN001
+        real_save(path, net, opt, state)
+        if state["layer"] == 2 and state["step"] == 5:  # killed inside layer 2
+            raise Stop
+
+    out = tmp_path / "h"
+    common = ["--data", str(image_dir), "--out", str(out), *ARGS, "--ckpt-every", "5", "--steps", "8"]
+    monkeypatch.setattr(train_mod, "save_checkpoint", save_then_stop)
+    with pytest.raises(Stop):
+        train(common)
+    monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
+    train([*common, "--resume"])
+    hist = json.loads(out.with_suffix(".json").read_text())["training"]["history"]
+    assert [h["layer"] for h in hist] == [1, 2, 3] and hist[0]["steps"] == 8
+
+
 def test_bad_arguments_are_config_errors(image_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--steps"):
         train(["--data", str(image_dir), "--out", str(tmp_path / "x"), "--arch", "tiny", "--steps", "1", "2"])
