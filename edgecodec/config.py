@@ -1,7 +1,8 @@
 """Rate-adaptation presets: TOML files validated into a frozen :class:`RateConfig`.
 
 Presets ship in ``edgecodec/configs/*.toml`` and are named by their stem (``balanced``); any other TOML file can be
-given by path. A preset is flat, and every key is optional except ``qerr_thresholds`` (unless ``fixed_layer`` is set)::
+given by path. A preset is flat but for one optional table, and every key is optional except ``qerr_thresholds``
+(unless ``fixed_layer`` is set)::
 
     description = "what this preset is for"
     qerr_thresholds = [0.0, 0.02, 0.04, 0.07, 0.11, 0.16]  # layer 1 (finest) .. layer N (coarsest)
@@ -15,9 +16,14 @@ given by path. A preset is flat, and every key is optional except ``qerr_thresho
     hold_frames = 4        # frames a coarser quality choice must persist before it is taken
     qerr_margin = 0.1      # relative hysteresis band around the thresholds
 
+    [model_qerr_thresholds]  # optional: thresholds calibrated for other models, by model name
+    hqa5-cpu = [0.0, 0.03, 0.05, 0.08, 0.12]
+
 A frame uses the coarsest layer whose normalised quantisation error is at most that layer's threshold; layers past
 the end of ``qerr_thresholds`` are reached only when the budget forces them. The number of layers of a model is known
-only at run time: :meth:`RateConfig.check_layers` validates the layer bounds against it.
+only at run time: :meth:`RateConfig.check_layers` validates the layer bounds against it. The qerr of a layer means
+something different in every model, so ``qerr_thresholds`` are calibrated for one (the shipped presets: ``hqa5``);
+:meth:`RateConfig.for_model` swaps in a model's own row of ``[model_qerr_thresholds]`` where the preset has one.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ class RateConfig:
     step_up_fill: float = 0.0
     hold_frames: int = 4
     qerr_margin: float = 0.1
+    model_qerr_thresholds: dict[str, tuple[float, ...]] = field(default_factory=dict)
     _label: str = field(default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -75,13 +82,9 @@ class RateConfig:
                 raise ConfigError(f"{label}: 'fixed_layer' ({self.fixed_layer}) lies outside min_layer..max_layer")
         elif not self.qerr_thresholds:
             raise ConfigError(f"{label}: 'qerr_thresholds' is required unless 'fixed_layer' is set")
-        if len(self.qerr_thresholds) > MAX_LAYERS:
-            raise ConfigError(
-                f"{label}: 'qerr_thresholds' has {len(self.qerr_thresholds)} entries, at most {MAX_LAYERS}"
-            )
-        for i, t in enumerate(self.qerr_thresholds):
-            if math.isnan(t) or t < 0:
-                raise ConfigError(f"{label}: 'qerr_thresholds' entry {i + 1} must be >= 0 (inf allowed), got {t}")
+        _check_thresholds(label, "qerr_thresholds", self.qerr_thresholds)
+        for model, row in self.model_qerr_thresholds.items():
+            _check_thresholds(label, f"model_qerr_thresholds.{model}", row)
         if not math.isfinite(self.kbps) or self.kbps < 0:
             raise ConfigError(f"{label}: 'kbps' must be >= 0 (0 = unlimited), got {self.kbps}")
         if not math.isfinite(self.bucket_seconds) or not 0 < self.bucket_seconds <= 60:
@@ -115,9 +118,23 @@ class RateConfig:
         """The qerr threshold of a 1-based layer; -inf for layers without one (never chosen for quality)."""
         return self.qerr_thresholds[layer - 1] if layer <= len(self.qerr_thresholds) else -math.inf
 
+    def for_model(self, name: str) -> RateConfig:
+        """This preset with the thresholds calibrated for model ``name``, where ``[model_qerr_thresholds]`` has
+        them; else this preset unchanged."""
+        row = self.model_qerr_thresholds.get(name)
+        return self if row is None else replace(self, qerr_thresholds=row)
+
     def with_kbps(self, kbps: float | None) -> RateConfig:
         """A copy with another budget (None keeps this one)."""
         return self if kbps is None else replace(self, kbps=_as_float(self._label, "kbps", kbps))
+
+
+def _check_thresholds(label: str, key: str, row: tuple[float, ...]) -> None:
+    if len(row) > MAX_LAYERS:
+        raise ConfigError(f"{label}: {key!r} has {len(row)} entries, at most {MAX_LAYERS}")
+    for i, t in enumerate(row):
+        if math.isnan(t) or t < 0:
+            raise ConfigError(f"{label}: {key!r} entry {i + 1} must be >= 0 (inf allowed), got {t}")
 
 
 def _check_range(label: str, key: str, value: Any, lo: int, hi: int) -> None:
@@ -154,6 +171,16 @@ def _parse(data: dict[str, Any], name: str, label: str) -> RateConfig:
             if not isinstance(value, list):
                 raise ConfigError(f"{label}: 'qerr_thresholds' must be a list of numbers")
             kwargs[key] = tuple(_as_float(label, key, v) for v in value)
+        elif key == "model_qerr_thresholds":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{label}: 'model_qerr_thresholds' must be a table of model name = [numbers]")
+            rows = {}
+            for model, row in value.items():
+                where = f"model_qerr_thresholds.{model}"
+                if not isinstance(row, list):
+                    raise ConfigError(f"{label}: {where!r} must be a list of numbers")
+                rows[model] = tuple(_as_float(label, where, v) for v in row)
+            kwargs[key] = rows
         elif key in ("min_layer", "max_layer", "fixed_layer", "hold_frames"):
             kwargs[key] = _as_int(label, key, value)
         else:

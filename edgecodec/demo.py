@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         output = SideBySide(ns.out, fps)
         send_codec = Codec(ns.model, backend=ns.backend)
         receive_codec = Codec(ns.model, backend=ns.backend)
-        controller = RateController(config, send_codec.num_layers)
+        controller = RateController(config.for_model(send_codec.model.name), send_codec.num_layers)
         prefix = ns.stats
         with (
             Receiver("tcp://127.0.0.1:*", bind=True) as rx,

@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ExitStack() as stack:
         source = stack.enter_context(source_from_args(ns))
         codec = Codec(ns.model, backend=ns.backend, device=ns.device)
-        controller = RateController(config, codec.num_layers)
+        controller = RateController(config.for_model(codec.model.name), codec.num_layers)
         media_fps = ns.fps or source.native_fps
         transport = stack.enter_context(Sender(endpoint, bind=bind, stream=ns.stream, curve=curve))
         log = stack.enter_context(StatsLog(ns.stats))

@@ -66,11 +66,22 @@ def test_path_and_inf_thresholds(tmp_path: Path) -> None:
         ("qerr_thresholds = [0.1]\nqerr_margin = 1.0\n", "'qerr_margin' must be in"),
         ("fixed_layer = 3\nmax_layer = 2\n", "'fixed_layer' \\(3\\) lies outside"),
         ("qerr_thresholds = [0.1\n", "not valid TOML"),
+        ("qerr_thresholds = [0.1]\nmodel_qerr_thresholds = 3\n", "'model_qerr_thresholds' must be a table"),
+        ("qerr_thresholds = [0.1]\n[model_qerr_thresholds]\nm = 0.2\n", "'model_qerr_thresholds.m' must be a list"),
+        ("qerr_thresholds = [0.1]\n[model_qerr_thresholds]\nm = [0.1, -2]\n", "'model_qerr_thresholds.m' entry 2"),
     ],
 )
 def test_bad_files_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_rate_config(write(tmp_path, text))
+
+
+def test_thresholds_calibrated_for_another_model(tmp_path: Path) -> None:
+    text = "qerr_thresholds = [inf, 0.1]\nkbps = 50\n[model_qerr_thresholds]\nsmall = [inf, 0.3, 0.4]\n"
+    config = load_rate_config(write(tmp_path, text))
+    small = config.for_model("small")
+    assert small.qerr_thresholds == (math.inf, 0.3, 0.4) and small.kbps == 50
+    assert config.for_model("other") is config  # no row of its own: the preset's thresholds
 
 
 def test_unknown_preset_and_missing_file(tmp_path: Path) -> None:

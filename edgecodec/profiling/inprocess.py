@@ -87,7 +87,8 @@ def run_inprocess(ns: argparse.Namespace, codec: Any, size: Size | None) -> Meas
         tx = stack.enter_context(Sender(rx.endpoint, bind=False, stream=STREAM))
         receiver = FrameReceiver(codec)
         receiver.warm_up()
-        sender = FrameSender(codec, RateController(load_config(ns.rate_config, ns.kbps), codec.num_layers), tx)
+        config = load_config(ns.rate_config, ns.kbps).for_model(codec.model.name)
+        sender = FrameSender(codec, RateController(config, codec.num_layers), tx)
         sender.warm_up()
         deadline = time.monotonic() + RECEIVE_TIMEOUT_S
         while not tx.has_receiver:  # the SUB socket sends its subscription only when it is used
