@@ -98,14 +98,15 @@ def thresholds(qerr: np.ndarray, quality: np.ndarray) -> dict[float, list[float]
     return out
 
 
-def preset_check(qerr: np.ndarray, quality: np.ndarray, bpp: np.ndarray) -> list[str]:
-    """The quality choice of every shipped preset on these frames (no budget, no hysteresis)."""
+def preset_check(qerr: np.ndarray, quality: np.ndarray, bpp: np.ndarray, model: str) -> list[str]:
+    """The quality choice of every shipped preset on these frames (no budget, no hysteresis), with the thresholds
+    the preset holds for ``model``."""
     from edgecodec.rate import RateController
 
     n, layers = qerr.shape
     lines = [f"{'preset':<14}{'layers used (L1..L' + str(layers) + ')':<26}{'mean PSNR':>10}{'p10 PSNR':>10}{'bpp':>8}"]
     for name in preset_names():
-        config = load_rate_config(name)
+        config = load_rate_config(name).for_model(model)
         quality_only = replace(config, kbps=0.0, hold_frames=0, qerr_margin=0.0)
         chosen = np.array([RateController(quality_only, layers).choose(q, None, 0.0) for q in qerr])
         rows = np.arange(n)
@@ -115,7 +116,7 @@ def preset_check(qerr: np.ndarray, quality: np.ndarray, bpp: np.ndarray) -> list
     return lines
 
 
-def report(result: dict[str, np.ndarray], sources: list[str]) -> str:
+def report(result: dict[str, np.ndarray], sources: list[str], model: str) -> str:
     qerr, quality, bpp = result["qerr"], result["psnr"], result["bpp"]
     n, layers = qerr.shape
     counts = {s: sources.count(s) for s in dict.fromkeys(sources)}
@@ -143,8 +144,8 @@ def report(result: dict[str, np.ndarray], sources: list[str]) -> str:
     lines.append(f"{'target':<10}" + "".join(f"{'layer ' + str(k + 1):>10}" for k in range(layers)))
     for target, row in thresholds(qerr, quality).items():
         lines.append(f"{target:<10.1f}" + "".join(f"{t:>10.3f}" if np.isfinite(t) else f"{'inf':>10}" for t in row))
-    lines += ["", "shipped presets, quality choice only (no budget, no hysteresis), on these frames"]
-    lines += preset_check(qerr, quality, bpp)
+    lines += ["", f"shipped presets with their thresholds for {model}, quality choice only (no budget, no hysteresis)"]
+    lines += preset_check(qerr, quality, bpp, model)
     return "\n".join(lines)
 
 
@@ -158,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     if ns.from_json:
         saved = json.loads(Path(ns.from_json).read_text())
-        print(report({k: np.array(saved[k]) for k in ("qerr", "psnr", "bpp")}, saved["sources"]))
+        rows = {k: np.array(saved[k]) for k in ("qerr", "psnr", "bpp")}
+        print(report(rows, saved["sources"], saved.get("model", "hqa5")))
         return 0
     data = frames(ns)
     if not data:
@@ -168,9 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     result = measure(codec, data)
     sources = [s for s, _ in data]
     print(f"model {codec.model.name} ({codec.fingerprint.hex()})")
-    print(report(result, sources))
+    print(report(result, sources, codec.model.name))
     if ns.json:
-        Path(ns.json).write_text(json.dumps({"sources": sources, **{k: v.tolist() for k, v in result.items()}}))
+        saved = {"model": codec.model.name, "sources": sources, **{k: v.tolist() for k, v in result.items()}}
+        Path(ns.json).write_text(json.dumps(saved))
     return 0
 
 
