@@ -11,34 +11,29 @@ from contextlib import contextmanager
 from typing import Any
 
 
-def positive(kind: type) -> Callable[[str], Any]:
-    """An argparse type: a number of ``kind`` (int or float) that must be > 0."""
+def _number(kind: type, what: str, accept: Callable[[Any], bool], requirement: str) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)`` that ``accept`` takes, else an error naming ``requirement``."""
 
     def convert(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
         return value
 
     return convert
+
+
+def positive(kind: type) -> Callable[[str], Any]:
+    """An argparse type: a number of ``kind`` (int or float) that must be > 0."""
+    return _number(kind, "a number", lambda v: v > 0, "> 0")
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: an integer >= ``minimum``."""
-
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text!r}")
-        return value
-
-    return convert
+    return _number(int, "an integer", lambda v: v >= minimum, f">= {minimum}")
 
 
 @contextmanager
