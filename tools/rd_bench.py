@@ -432,11 +432,11 @@ def read_clip(args: argparse.Namespace) -> tuple[list[np.ndarray], float, str]:
 
 
 def edgecodec_points(
-    args: argparse.Namespace, m: dict[str, np.ndarray], num_layers: int, fps: float, pixels: int
+    args: argparse.Namespace, m: dict[str, np.ndarray], num_layers: int, fps: float, pixels: int, model: str
 ) -> list[dict[str, Any]]:
     points = [layer_point(m, layer, fps, pixels) for layer in range(1, num_layers + 1)]
     for name in args.presets:
-        config = load_rate_config(name)
+        config = load_rate_config(name).for_model(model)  # the thresholds the sender would use with this model
         budget = "no budget" if config.unlimited else f"{config.kbps:g} kbps"
         points.append(preset_point(m, config, f"{name} ({budget})", fps, pixels))
         if config.fixed_layer is None:
@@ -455,7 +455,7 @@ def run_video(args: argparse.Namespace, codec: Codec) -> dict[str, Any]:
     m = measure_edgecodec(codec, frames)
     if not args.quiet:
         print(f"edgecodec: {len(frames)} frames measured in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    edge = edgecodec_points(args, m, codec.num_layers, fps, w * h)
+    edge = edgecodec_points(args, m, codec.num_layers, fps, w * h, codec.model.name)
     x26x = dict(fps=fps, preset=args.x26x_preset, threads=args.x26x_threads)
     matched: dict[str, list[dict[str, Any]]] = {}
     sweeps: dict[str, list[dict[str, Any]]] = {}
