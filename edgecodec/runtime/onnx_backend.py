@@ -169,10 +169,8 @@ def _vq_nodes(
     p = f"vq{layer}_"
     ids = f"ids_{layer}"
     inits = [
-        _const(p + "codes", codes, np.float32),
         _const(p + "codes_t", codes.T.copy(), np.float32),
         _const(p + "bias", -0.5 * (codes.astype(np.float64) ** 2).sum(1), np.float32),
-        _const(p + "inv_std", inv_std, np.float32),
     ]
     if variant == "plain" or rows == 0:
         nodes = [
@@ -216,9 +214,8 @@ def _vq_nodes(
             _const(p + "m1", [-1]),
             _const(p + "d", [d]),
         ]
-    nodes += _qerr_nodes(p, z, ids)
-    inits.append(_const(p + "n1", [-1, 1]))
-    return nodes, inits, ids, p + "qerr_n1"
+    qerr_nodes, qerr_inits = _qerr_nodes(p, z, ids, codes, inv_std)
+    return nodes + qerr_nodes, inits + qerr_inits, ids, p + "qerr_n1"
 
 
 def _product_vq_nodes(layer: int, z: str, sub_codes: np.ndarray, codes: np.ndarray, inv_std: np.ndarray):  # noqa: ANN202
@@ -240,10 +237,7 @@ def _product_vq_nodes(layer: int, z: str, sub_codes: np.ndarray, codes: np.ndarr
     nodes = [
         helper.make_node("MatMul", [z, p + "block"], [p + "dot"]),  # (N, h, w, G * Kg)
         helper.make_node("Add", [p + "dot", p + "bias"], [p + "score"]),
-        helper.make_node("Shape", [z], [p + "zshape"]),
-        helper.make_node("Slice", [p + "zshape", p + "i0", p + "i3"], [p + "gshape"]),  # (N, h, w)
-        helper.make_node("Concat", [p + "gshape", p + "gk"], [p + "sshape"], axis=0),
-        helper.make_node("Reshape", [p + "score", p + "sshape"], [p + "score_g"]),  # (N, h, w, G, Kg)
+        helper.make_node("Reshape", [p + "score", p + "gk"], [p + "score_g"]),  # (N, h, w, G, Kg); 0 = keep
         helper.make_node("ArgMax", [p + "score_g"], [p + "digits"], axis=-1, keepdims=0),  # (N, h, w, G)
         helper.make_node("Mul", [p + "digits", p + "radix"], [p + "weighted"]),
         helper.make_node("ReduceSum", [p + "weighted", p + "m1"], [ids], keepdims=0),  # (N, h, w)
@@ -251,24 +245,19 @@ def _product_vq_nodes(layer: int, z: str, sub_codes: np.ndarray, codes: np.ndarr
     inits = [
         _const(p + "block", block, np.float32),
         _const(p + "bias", bias, np.float32),
-        _const(p + "i0", [0]),
-        _const(p + "i3", [3]),
-        _const(p + "gk", [g, kg]),
+        _const(p + "gk", [0, 0, 0, g, kg]),
         _const(p + "radix", kg ** np.arange(g - 1, -1, -1)),
         _const(p + "m1", [-1]),
-        _const(p + "codes", codes, np.float32),
-        _const(p + "inv_std", inv_std, np.float32),
-        _const(p + "n1", [-1, 1]),
     ]
-    nodes += _qerr_nodes(p, z, ids)
-    return nodes, inits, ids, p + "qerr_n1"
+    qerr_nodes, qerr_inits = _qerr_nodes(p, z, ids, codes, inv_std)
+    return nodes + qerr_nodes, inits + qerr_inits, ids, p + "qerr_n1"
 
 
-def _qerr_nodes(p: str, z: str, ids: str) -> list:
-    """Normalised quantisation error (N, 1) of ``z`` against the codes of ``ids``."""
+def _qerr_nodes(p: str, z: str, ids: str, codes: np.ndarray, inv_std: np.ndarray) -> tuple[list, list]:
+    """Nodes and initialisers of the normalised quantisation error (N, 1) of ``z`` against the ``codes`` of ``ids``."""
     from onnx import helper
 
-    return [
+    nodes = [
         helper.make_node("Gather", [p + "codes", ids], [p + "q"]),  # (N, h, w, D)
         helper.make_node("Sub", [z, p + "q"], [p + "diff"]),
         helper.make_node("Mul", [p + "diff", p + "inv_std"], [p + "dn"]),
@@ -276,6 +265,9 @@ def _qerr_nodes(p: str, z: str, ids: str) -> list:
         helper.make_node("ReduceMean", [p + "sq"], [p + "qerr"], axes=[1, 2, 3], keepdims=1),  # (N, 1, 1, 1)
         helper.make_node("Reshape", [p + "qerr", p + "n1"], [p + "qerr_n1"]),  # (N, 1)
     ]
+    inits = [_const(p + "codes", codes, np.float32), _const(p + "inv_std", inv_std, np.float32),
+             _const(p + "n1", [-1, 1])]  # fmt: skip
+    return nodes, inits
 
 
 def _scan_rows(layer: int, num_layers: int, codebook_size: int) -> int:
