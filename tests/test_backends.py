@@ -24,10 +24,7 @@ from edgecodec.zoo import load_model, save_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-needs_ort = pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
-    reason="needs onnx and onnxruntime (pip install 'edgecodec[onnx]')",
-)
+needs_ort = pytest.mark.needs_ort  # skipped where onnx or onnxruntime is missing (conftest.py)
 
 # Acceptance thresholds (issue: ids equal or differing at < 0.1% of positions; same ids decode within 0.05 dB).
 MAX_ID_MISMATCH = 0.001

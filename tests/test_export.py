@@ -18,10 +18,7 @@ from edgecodec.runtime import cache, tensorrt_missing
 from edgecodec.zoo import save_model
 
 REPO = Path(__file__).resolve().parents[1]
-needs_ort = pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
-    reason="needs onnx and onnxruntime (pip install 'edgecodec[onnx]')",
-)
+needs_ort = pytest.mark.needs_ort  # skipped where onnx or onnxruntime is missing (conftest.py)
 NAMES = ["encoder.onnx", "decoder-1.onnx", "decoder-2.onnx", "decoder-3.onnx"]
 
 

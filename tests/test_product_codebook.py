@@ -7,7 +7,6 @@ group, and every path (eager, export graph, ONNX, training) must give the same i
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -22,10 +21,7 @@ from edgecodec.runtime.graphs import EncoderGraph
 from edgecodec.train import main as train
 from edgecodec.zoo import load_model, save_model
 
-needs_ort = pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
-    reason="needs onnx and onnxruntime (pip install 'edgecodec[onnx]')",
-)
+needs_ort = pytest.mark.needs_ort  # skipped where onnx or onnxruntime is missing (conftest.py)
 
 
 def product_tiny() -> ModelConfig:
