@@ -15,8 +15,9 @@ Frames are float tensors (N, 3, H, W) in [0, 1] with H and W multiples of :attr:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import torch
@@ -114,6 +115,8 @@ ARCHITECTURES: dict[str, Callable[[], ModelConfig]] = {
 class Encoded(NamedTuple):
     ids: list[torch.Tensor]  # per layer, (N, h_l, w_l) int64
     qerr: torch.Tensor  # (N, L) normalised quantisation error
+    # z_e of the layers asked for with ``encode(latents=...)``, by 1-based layer: (N, h_l, w_l, D_l), channels last
+    z: Mapping[int, torch.Tensor] = MappingProxyType({})
 
 
 class HQAStack(nn.Module):
@@ -152,19 +155,31 @@ class HQAStack(nn.Module):
         return h
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor, max_layer: int | None = None) -> Encoded:
-        """Ids and normalised quantisation error of every layer (up to ``max_layer``), in one pass."""
+    def encode(self, x: torch.Tensor, max_layer: int | None = None, latents: Sequence[int] = ()) -> Encoded:
+        """Ids and normalised quantisation error of every layer (up to ``max_layer``), in one pass.
+
+        ``latents``: 1-based layers (up to ``max_layer``) whose encoder output z_e is also returned, in
+        :attr:`Encoded.z`, as (N, h, w, D) contiguous tensors: the unit vectors the nearest-code search scores
+        (:meth:`HQALayer.encode_ze`). A layer outside 1..``max_layer`` is a ValueError.
+        """
         top = self.num_layers if max_layer is None else max_layer
         self._check_layer(top)
+        want = set()
+        for layer in latents:
+            if not 1 <= layer <= top:
+                raise ValueError(f"latent layer {layer} out of range 1..{top}")
+            want.add(int(layer))
         h = x - 0.5
-        ids, qerr = [], []
-        for lyr in self.layers[:top]:
+        ids, qerr, zs = [], [], {}
+        for number, lyr in enumerate(self.layers[:top], start=1):
             z_e = lyr.encode_ze(h)
             i = lyr.quantizer.ids(z_e)
             ids.append(i)
             qerr.append(lyr.qerr(z_e, i))
+            if number in want:
+                zs[number] = z_e.permute(0, 2, 3, 1).contiguous()
             h = lyr.normalize(z_e)
-        return Encoded(ids, torch.stack(qerr, 1))
+        return Encoded(ids, torch.stack(qerr, 1), zs)
 
     # ---- decoder side -------------------------------------------------------------------------------
     def decode_from(self, z_q: torch.Tensor, layer: int, requantize: bool | None = None) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Inference backends. Each one implements :class:`Backend`: encode frames into the ids and quantisation error of
-every layer, and decode the ids of one layer into frames (DESIGN.md, principle 5).
+every layer (with :meth:`Backend.encode_latents`, also the continuous encoder output of chosen layers), and decode
+the ids of one layer into frames (DESIGN.md, principle 5).
 
 :func:`make_backend` is the single entry point. Names:
 
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import operator
 import os
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -30,7 +33,7 @@ BACKEND_HELP = f"inference backend: {', '.join(BACKENDS)} (default auto)"
 
 
 class Backend(Protocol):
-    """The two calls every backend provides. Frames are float32 (N, 3, H, W) in [0, 1], H and W multiples of
+    """The calls every backend provides. Frames are float32 (N, 3, H, W) in [0, 1], H and W multiples of
     ``multiple``; ids are int64 (N, h, w)."""
 
     name: str
@@ -39,6 +42,26 @@ class Backend(Protocol):
 
     def encode(self, frames: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """(ids of every layer, qerr (N, L))."""
+        ...
+
+    def encode_latents(
+        self, frames: np.ndarray, layers: Sequence[int]
+    ) -> tuple[list[np.ndarray], np.ndarray, dict[int, np.ndarray]]:
+        """Like :meth:`encode`, plus the continuous encoder output of the chosen layers, in one pass.
+
+        Returns (ids, qerr, z): ``ids`` and ``qerr`` exactly as :meth:`encode` gives them (the ids of every layer,
+        int64 (N, h_l, w_l), and qerr float32 (N, L)), and ``z[l]`` for each 1-based layer ``l`` in ``layers``
+        (each once, however often it is named): the unit encoder output z_e of layer ``l`` as float32
+        (N, h_l, w_l, D_l), channels last. These are exactly the vectors the nearest-code search scores: unit
+        vectors, or for a product codebook of G groups each group of D_l / G channels a unit vector scaled by
+        1 / sqrt(G) (:meth:`HQALayer.encode_ze <edgecodec.nn.layers.HQALayer.encode_ze>`). So the id at a position
+        is the argmax over the layer's codes c of z.c - |c|^2 / 2 (up to float near-ties), and qerr[:, l - 1] is
+        the mean over positions and channels of ((z - c[ids]) / ze_std)^2. ``layers`` may be empty (then ``z`` is
+        empty and the call is :meth:`encode`).
+
+        Raises ValueError for a layer outside 1..L (checked before anything runs) and for bad frames, as
+        :meth:`encode` does.
+        """
         ...
 
     def decode(self, ids: np.ndarray, layer: int) -> np.ndarray:
@@ -67,6 +90,25 @@ def check_ids(ids: np.ndarray, layer: int, codebook_sizes: list[int]) -> np.ndar
     if ids.min() < 0 or ids.max() >= codebook_sizes[layer - 1]:
         raise ValueError(f"ids of layer {layer} must lie in 0..{codebook_sizes[layer - 1] - 1}")
     return ids
+
+
+def check_layers(layers: Sequence[int], num_layers: int) -> list[int]:
+    """The distinct 1-based ``layers``, in the order first named, each within 1..``num_layers``, or ValueError."""
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise ValueError(f"layers must be a sequence of layer numbers, not {layers!r}")
+    out: list[int] = []
+    for layer in layers:
+        try:
+            if isinstance(layer, bool):
+                raise TypeError
+            n = operator.index(layer)
+        except TypeError:
+            raise ValueError(f"layer {layer!r} is not an integer") from None
+        if not 1 <= n <= num_layers:
+            raise ValueError(f"layer {n} out of range 1..{num_layers}")
+        if n not in out:
+            out.append(n)
+    return out
 
 
 def resolve_device(device: str) -> str:

@@ -7,7 +7,9 @@ operations only (no Python loops over data, no ``out=`` arguments), so that ``to
 * :class:`EncoderGraph`: frames (N, 3, H, W) float32 in [0, 1] -> ids of every layer (N, h_l, w_l) int64 and the
   normalised quantisation error (N, L). The nearest-code search (argmax of z.c - |c|^2/2 over the unit codes) and
   the codebook lookup that qerr needs are inside the graph. With ``outputs="z"`` it stops before the search and
-  returns each layer's unit z_e in (N, h, w, D) layout instead (the ONNX exporter appends its own search).
+  returns each layer's unit z_e in (N, h, w, D) layout instead (the ONNX exporter appends its own search). With
+  ``outputs="all"`` it returns both: the ids of every layer, qerr, then the z_e of every layer (what
+  ``Backend.encode_latents`` needs: torch-compile and TensorRT run this mode for it).
 * :class:`DecoderGraph`: ids (N, h, w) int64 of one layer -> frames (N, 3, H, W) float32 in [0, 1], the codebook
   lookup inside the graph.
 
@@ -79,11 +81,18 @@ def _codes(net: HQAStack, index: int) -> torch.Tensor:
     return net.layers[index].quantizer.codes.detach().clone()
 
 
+ENCODER_OUTPUTS = ("ids", "z", "all")
+
+
 class EncoderGraph(nn.Module):
+    """frames -> ``outputs``: "ids" (ids_1 .. ids_L, qerr), "z" (z_1 .. z_L) or "all" (ids_1 .. ids_L, qerr,
+    z_1 .. z_L); ids (N, h_l, w_l) int64, qerr (N, L), z_l (N, h_l, w_l, D_l) unit vectors (per group, scaled by
+    1 / sqrt(G), for a product codebook)."""
+
     def __init__(self, net: HQAStack, outputs: str = "ids", space_to_depth_op: bool = False) -> None:
         super().__init__()
-        if outputs not in ("ids", "z"):
-            raise ValueError("outputs must be 'ids' or 'z'")
+        if outputs not in ENCODER_OUTPUTS:
+            raise ValueError(f"outputs must be one of {', '.join(map(repr, ENCODER_OUTPUTS))}, not {outputs!r}")
         self.net = net.eval()
         self.outputs = outputs
         rewrite = with_space_to_depth if space_to_depth_op else (lambda seq: seq)
@@ -106,9 +115,9 @@ class EncoderGraph(nn.Module):
         for i, lyr in enumerate(self.net.layers):
             z_e = lyr.encode_ze(h, self.encoders[i])
             zt = z_e.permute(0, 2, 3, 1)  # (N, h, w, D)
-            if self.outputs == "z":
+            if self.outputs != "ids":
                 zs.append(zt)
-            else:
+            if self.outputs != "z":
                 radix = getattr(self, f"radix_{i}")
                 if radix.numel() == 1:
                     score = torch.matmul(zt, getattr(self, f"codes_t_{i}")) + getattr(self, f"bias_{i}")
@@ -123,7 +132,7 @@ class EncoderGraph(nn.Module):
             h = lyr.normalize(z_e)
         if self.outputs == "z":
             return tuple(zs)
-        return (*ids, torch.stack(qerr, 1))
+        return (*ids, torch.stack(qerr, 1), *zs)
 
 
 class DecoderGraph(nn.Module):

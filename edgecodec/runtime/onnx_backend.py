@@ -2,9 +2,13 @@
 
 Graphs (opset 17, dynamic N, H and W), one encoder and one decoder per layer:
 
-* ``encoder.onnx``: ``frames`` (N, 3, H, W) float32 -> ``ids_1`` .. ``ids_L`` (N, h_l, w_l) int64 and ``qerr``
-  (N, L) float32. The convolutions come from ``torch.onnx.export`` of :class:`~edgecodec.runtime.graphs.EncoderGraph`;
-  the nearest-code search and the lookup for qerr are appended here as ONNX nodes (see :func:`_vq_nodes`).
+* ``encoder.onnx``: ``frames`` (N, 3, H, W) float32 -> ``ids_1`` .. ``ids_L`` (N, h_l, w_l) int64, ``qerr``
+  (N, L) float32, then ``z_1`` .. ``z_L`` (N, h_l, w_l, D_l) float32, the unit encoder outputs the search scores
+  (``Backend.encode_latents``). The convolutions come from ``torch.onnx.export`` of
+  :class:`~edgecodec.runtime.graphs.EncoderGraph`; the nearest-code search and the lookup for qerr are appended here
+  as ONNX nodes (see :func:`_vq_nodes`). A z_l is both a graph output and the input of those nodes; a run fetches
+  only the outputs it names (:meth:`OnnxBackend.encode` names the ids and qerr), so the z cost nothing to copy out
+  unless asked for.
 * ``decoder-<l>.onnx``: ``ids`` (N, h, w) int64 -> ``frames`` (N, 3, H, W) float32, the lookup inside the graph.
 
 Precision ``int8`` (backend ``onnx-int8``) quantises the decoders' convolutions to int8 (ONNX Runtime's static
@@ -26,10 +30,12 @@ timings in docs/backends.md.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +43,7 @@ import numpy as np
 import torch
 
 from edgecodec.errors import ConfigError, EdgecodecError, ModelError
-from edgecodec.runtime import cache, check_frames, check_ids
+from edgecodec.runtime import cache, check_frames, check_ids, check_layers
 from edgecodec.runtime.graphs import DecoderGraph, EncoderGraph
 
 log = logging.getLogger(__name__)
@@ -48,7 +54,7 @@ PRECISIONS = ("fp32", "int8")
 QUANT_VERSION = "1"  # bump when the int8 recipe changes
 CALIBRATION_FRAMES = 8  # frames of the shipped sample clip the int8 activation ranges are taken from
 # Export layout version: bump when the graphs change, so that cached graphs are rebuilt.
-GRAPH_VERSION = "3"
+GRAPH_VERSION = "4"  # 4: the encoder also outputs z_1 .. z_L
 TRACE_SIZE = (256, 256)  # (H, W) the graphs are traced at; every axis but C is dynamic anyway
 
 
@@ -279,8 +285,15 @@ def _scan_rows(layer: int, num_layers: int, codebook_size: int) -> int:
     return min(16 if codebook_size <= TOPK_MAX_K else 2, 2 ** (num_layers - layer))
 
 
-def export_encoder(net, variant: str = "cpu") -> bytes:  # noqa: ANN001 - HQAStack
-    """ONNX bytes of the whole encoder of ``net`` (frames -> ids of every layer + qerr)."""
+def encoder_output_names(num_layers: int, latents: bool = True) -> list[str]:
+    """Outputs of the encoder graph, in order: ids_1 .. ids_L, qerr, and with ``latents`` z_1 .. z_L."""
+    names = [f"ids_{layer}" for layer in range(1, num_layers + 1)] + ["qerr"]
+    return names + ([f"z_{layer}" for layer in range(1, num_layers + 1)] if latents else [])
+
+
+def export_encoder(net, variant: str = "cpu", latents: bool = False) -> bytes:  # noqa: ANN001 - HQAStack
+    """ONNX bytes of the whole encoder of ``net``: frames -> ids of every layer + qerr, and with ``latents`` (as the
+    cached graphs are exported) then z_1 .. z_L, each layer's unit encoder output (N, h, w, D)."""
     onnx = _need_onnx()
     from onnx import helper
 
@@ -294,6 +307,11 @@ def export_encoder(net, variant: str = "cpu") -> bytes:  # noqa: ANN001 - HQASta
     graph_module = EncoderGraph(net, outputs="z", space_to_depth_op=True)
     trunk = onnx.load_from_string(_torch_export(graph_module, example, "frames", znames, axes))
     graph = trunk.graph
+    z_outputs = [copy.deepcopy(out) for out in graph.output]  # z_1 .. z_L, (N, h_l, w_l, D_l) float32
+    if [out.name for out in z_outputs] != znames:
+        raise ModelError(f"the exported encoder trunk has outputs {[o.name for o in z_outputs]}, not {znames}")
+    for out, lyr in zip(z_outputs, net.layers, strict=True):
+        out.type.tensor_type.shape.dim[3].dim_value = lyr.cfg.code_dim  # the exporter leaves D symbolic
     del graph.output[:]
     qerrs = []
     for layer in range(1, n_layers + 1):
@@ -313,7 +331,9 @@ def export_encoder(net, variant: str = "cpu") -> bytes:  # noqa: ANN001 - HQASta
         qerrs.append(qerr)
     graph.node.append(helper.make_node("Concat", qerrs, ["qerr"], axis=1))
     graph.output.append(helper.make_tensor_value_info("qerr", onnx.TensorProto.FLOAT, ["N", n_layers]))
-    trunk.doc_string = "edgecodec encoder: frames (N,3,H,W) in [0,1] -> ids_1..ids_L (N,h,w) int64, qerr (N,L)"
+    if latents:  # after qerr, so that ids and qerr keep their positions
+        graph.output.extend(z_outputs)
+    trunk.doc_string = "edgecodec encoder: " + _io_doc("encoder.onnx", latents)
     onnx.checker.check_model(trunk)
     return trunk.SerializeToString()
 
@@ -361,7 +381,7 @@ def ensure_onnx(
         if reason is None:
             continue
         data = (
-            export_encoder(model.net, variant)
+            export_encoder(model.net, variant, latents=True)
             if name == "encoder.onnx"
             else export_decoder(model.net, int(name.removeprefix("decoder-").removesuffix(".onnx")))
         )
@@ -433,7 +453,8 @@ def calibration_ids(encoder: Path, multiple: int) -> list[list[np.ndarray]]:
 
     try:
         session = ort.InferenceSession(str(encoder), session_options(ort, 1), providers=["CPUExecutionProvider"])
-        return [session.run(None, {"frames": x})[:-1] for x in calibration_frames(multiple)]
+        names = [o.name for o in session.get_outputs() if o.name.startswith("ids_")]
+        return [session.run(names, {"frames": x}) for x in calibration_frames(multiple)]
     except EdgecodecError:
         raise
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own exception types
@@ -485,9 +506,10 @@ def quantize_decoder(src: Path, calibration: list[np.ndarray]) -> bytes:
         root.removeHandler(null)
 
 
-def _io_doc(name: str) -> str:
+def _io_doc(name: str, latents: bool = True) -> str:
     if name == "encoder.onnx":
-        return "frames float32 (N,3,H,W) in [0,1], H and W multiples of 2**L -> ids_1..ids_L int64 (N,h,w), qerr (N,L)"
+        ids = "frames float32 (N,3,H,W) in [0,1], H and W multiples of 2**L -> ids_1..ids_L int64 (N,h,w), qerr (N,L)"
+        return ids + (", z_1..z_L float32 (N,h,w,D) unit encoder outputs" if latents else "")
     return "ids int64 (N,h,w) -> frames float32 (N,3,H,W) in [0,1]"
 
 
@@ -559,11 +581,26 @@ class OnnxBackend:
 
         self._encoder = session(paths["encoder.onnx"])
         self._decoders = [session(paths[f"decoder-{layer}.onnx"]) for layer in range(1, self.num_layers + 1)]
+        self._ids_outputs = encoder_output_names(self.num_layers, latents=False)
+        have = [o.name for o in self._encoder.get_outputs()]
+        if have != encoder_output_names(self.num_layers):
+            raise ModelError(f"{paths['encoder.onnx']}: outputs {have}, not {encoder_output_names(self.num_layers)}")
 
     def encode(self, frames: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         frames = check_frames(frames, self.multiple)
-        out = self._encoder.run(None, {"frames": frames})
+        out = self._encoder.run(self._ids_outputs, {"frames": frames})  # not the z outputs: nothing to copy
         return out[:-1], out[-1]
+
+    def encode_latents(
+        self, frames: np.ndarray, layers: Sequence[int]
+    ) -> tuple[list[np.ndarray], np.ndarray, dict[int, np.ndarray]]:
+        """:meth:`encode`, plus z[l] (N, h, w, D) float32 for each layer l in ``layers`` (see ``Backend``); the
+        same run of the same graph, fetching the z outputs of those layers only."""
+        want = check_layers(layers, self.num_layers)
+        frames = check_frames(frames, self.multiple)
+        out = self._encoder.run(self._ids_outputs + [f"z_{layer}" for layer in want], {"frames": frames})
+        n = self.num_layers
+        return out[:n], out[n], dict(zip(want, out[n + 1 :], strict=True))
 
     def decode(self, ids: np.ndarray, layer: int) -> np.ndarray:
         ids = check_ids(ids, layer, self._codebook_sizes)

@@ -8,6 +8,11 @@ batch is run frame by frame. The encoder engine takes frames float32 (1, 3, H, W
 and qerr; the decoder engine of layer l takes ids int32 (1, h, w). Engines are specific to a GPU model and to the
 TensorRT version, so both are part of the cache key and of the sidecar check.
 
+``encode_latents`` needs the z_e of the layers too. An encoder engine built by ``trtexec`` from the ONNX graph
+already has them (its outputs are ids_1 .. ids_L, qerr, z_1 .. z_L); otherwise a second engine,
+``encoder-latents.engine`` (``EncoderGraph(outputs="all")``: the same outputs), is built on its first use, beside
+``encoder.engine``, whose ids-only graph stays what ``encode`` runs.
+
 Not executed in development (no GPU, no torch-tensorrt there): everything up to the ``torch_tensorrt`` call is
 tested on the CPU (see tests/test_backends.py); deploy/README.md says how to run it on a GPU or a Jetson.
 """
@@ -18,6 +23,7 @@ import copy
 import logging
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +31,13 @@ import numpy as np
 import torch
 
 from edgecodec.errors import ConfigError, ModelError
-from edgecodec.runtime import cache, check_frames, check_ids, tensorrt_missing
+from edgecodec.runtime import cache, check_frames, check_ids, check_layers, tensorrt_missing
 from edgecodec.runtime.graphs import DecoderGraph, EncoderGraph
 
 log = logging.getLogger(__name__)
 
 GRAPH_VERSION = "1"
+LATENT_ENGINE = "encoder-latents.engine"  # built on first use of encode_latents, not by engine_names()/export
 PRECISIONS = ("fp32", "fp16")
 MAX_SIZE = (1088, 1920)  # (H, W) the profile reaches at least up to, so one engine serves every common size
 
@@ -113,13 +120,14 @@ def artefact_dir(model, root: Path, size: tuple[int, int], precision: str, gpu: 
 
 
 def build_engine(model, name: str, size: tuple[int, int], precision: str, device: torch.device) -> bytes:  # noqa: ANN001
-    """Serialized TensorRT engine for ``name`` ('encoder.engine' or 'decoder-<l>.engine')."""
+    """Serialized TensorRT engine for ``name`` ('encoder.engine', 'encoder-latents.engine' or 'decoder-<l>.engine')."""
     import torch_tensorrt
 
     net, m = copy.deepcopy(model.net).to(device).eval(), model.net.multiple  # leave the caller's model where it is
     prof = profile(size, m)
-    if name == "encoder.engine":
-        module, kind, factor = EncoderGraph(net), "encoder", 1
+    if name in ("encoder.engine", LATENT_ENGINE):
+        outputs = "ids" if name == "encoder.engine" else "all"
+        module, kind, factor = EncoderGraph(net, outputs=outputs), "encoder", 1
         example = torch.rand(1, 3, *size, device=device)
     else:
         layer = int(name.removeprefix("decoder-").removesuffix(".engine"))
@@ -234,6 +242,19 @@ def ensure_tensorrt(
     return paths, report
 
 
+def _output_order(outputs: list[str]) -> list[str]:
+    """An engine's outputs in the order of the graph they came from: output_0, output_1, ... (torch-tensorrt), or
+    the ONNX encoder's ids_1 .. ids_L, qerr, z_1 .. z_L (trtexec); anything else as the engine lists them."""
+    if all(re.fullmatch(r"output_?\d+", n) for n in outputs):
+        return sorted(outputs, key=lambda n: int(re.sub(r"\D", "", n)))
+    rank = {"ids": 0, "qerr": 1, "z": 2}
+    parts = [re.fullmatch(r"(ids|z)_(\d+)|(qerr)", n) for n in outputs]
+    if all(parts):
+        keys = {n: (rank[m[1] or m[3]], int(m[2] or 0)) for m, n in zip(parts, outputs, strict=True)}
+        return sorted(outputs, key=keys.__getitem__)
+    return outputs
+
+
 class _Engine:
     """One deserialized engine and its execution context; calls take and give CUDA torch tensors."""
 
@@ -249,8 +270,7 @@ class _Engine:
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        numbered = [re.fullmatch(r"output_?(\d+)", n) for n in outputs]
-        self.outputs = sorted(outputs, key=lambda n: int(re.sub(r"\D", "", n))) if all(numbered) else outputs
+        self.outputs = _output_order(outputs)
         self.dtypes = {
             trt.float32: torch.float32,
             trt.float16: torch.float16,
@@ -300,23 +320,64 @@ class TensorRTBackend:
         self._codebook_sizes = [c.codebook_size for c in model.net.config.layers]
         self._engines: dict[tuple[tuple[int, int], str], _Engine] = {}
 
-    def _engine(self, size: tuple[int, int], name: str) -> _Engine:
+    def _loaded(self, size: tuple[int, int], name: str) -> _Engine | None:
         for (built, n), eng in self._engines.items():  # an engine whose profile covers this size will do
             prof = profile(built, self.multiple)
             if n == name and all(prof["min"][i] <= size[i] <= prof["max"][i] for i in (0, 1)):
                 return eng
-        paths, _ = ensure_tensorrt(self.model, size, self.cache_dir, self.precision, [name], str(self.device))
+        return None
+
+    def _engine(self, size: tuple[int, int], name: str, build: bool = True) -> _Engine:
+        eng = self._loaded(size, name)
+        if eng is not None:
+            return eng
+        paths, _ = ensure_tensorrt(
+            self.model, size, self.cache_dir, self.precision, [name], str(self.device), build=build
+        )
         eng = self._engines[(size, name)] = _Engine(paths[name].read_bytes(), self.device, paths[name])
         return eng
+
+    def _latent_engine(self, size: tuple[int, int]) -> _Engine:
+        """An encoder engine with the z outputs: encoder.engine when it has them (built by trtexec from the ONNX
+        graph), else encoder-latents.engine (built on first use). The choice is kept per size, so the cache is
+        checked once."""
+        eng = self._loaded(size, LATENT_ENGINE)
+        if eng is not None:
+            return eng
+        try:
+            eng = self._engine(size, "encoder.engine", build=False)
+        except ModelError:  # not built yet, or stale: build only the engine that is wanted
+            eng = None
+        if eng is not None and len(eng.outputs) == 2 * self.num_layers + 1:
+            self._engines[(size, LATENT_ENGINE)] = eng
+            return eng
+        return self._engine(size, LATENT_ENGINE)
 
     @torch.inference_mode()
     def encode(self, frames: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         frames = check_frames(frames, self.multiple)
         eng = self._engine(frames.shape[2:], "encoder.engine")
         per_frame = [eng(torch.from_numpy(f[None]).to(self.device)) for f in frames]
+        # outputs ids_1 .. ids_L, qerr (then z_1 .. z_L in an engine from the ONNX graph)
         ids = [np.concatenate([o[i].long().cpu().numpy() for o in per_frame]) for i in range(self.num_layers)]
-        qerr = np.concatenate([o[-1].float().cpu().numpy() for o in per_frame])
+        qerr = np.concatenate([o[self.num_layers].float().cpu().numpy() for o in per_frame])
         return ids, qerr
+
+    @torch.inference_mode()
+    def encode_latents(
+        self, frames: np.ndarray, layers: Sequence[int]
+    ) -> tuple[list[np.ndarray], np.ndarray, dict[int, np.ndarray]]:
+        """:meth:`encode`, plus z[l] (N, h, w, D) float32 for each layer l in ``layers`` (see ``Backend``), from an
+        engine of ``EncoderGraph(outputs="all")`` (ids_1 .. ids_L, qerr, z_1 .. z_L)."""
+        want = check_layers(layers, self.num_layers)
+        frames = check_frames(frames, self.multiple)
+        eng = self._latent_engine(frames.shape[2:])
+        per_frame = [eng(torch.from_numpy(f[None]).to(self.device)) for f in frames]
+        n = self.num_layers
+        ids = [np.concatenate([o[i].long().cpu().numpy() for o in per_frame]) for i in range(n)]
+        qerr = np.concatenate([o[n].float().cpu().numpy() for o in per_frame])
+        z = {layer: np.concatenate([o[n + layer].float().cpu().numpy() for o in per_frame]) for layer in want}
+        return ids, qerr, z
 
     @torch.inference_mode()
     def decode(self, ids: np.ndarray, layer: int) -> np.ndarray:
