@@ -1,7 +1,16 @@
-"""The packet format: one frame's coded ids behind a fixed 48-byte header. The only module that knows the layout.
+"""The packet format: one frame's coded ids behind a fixed header. The only module that knows the layout.
 
-See ``docs/bitstream.md`` for the byte-by-byte layout. Parsing checks every declared size against the limits below and
-against the bytes actually present before anything is allocated; every failure is a :class:`BitstreamError` subclass.
+Format version 2 has two headers, told apart by the flags byte:
+
+* a **keyframe** (I-frame, :data:`FLAG_KEYFRAME`) has a 52-byte header that describes the frame completely: model
+  fingerprint, stream, sender session, sequence number, capture time, frame and grid size;
+* a **P-frame** (:data:`FLAG_INTER`) has a 28-byte header: session, sequence number, how far back its reference is,
+  capture time relative to the reference's. Everything else is its reference's: :func:`resolve` completes a parsed
+  P-frame from its reference's packet. On a still scene the header is most of what a P-frame costs.
+
+Version 1 packets (48-byte header, intra only) are still read. See ``docs/bitstream.md`` for the byte-by-byte layout.
+Parsing checks every declared size against the limits below and against the bytes actually present before anything
+is allocated; every failure is a :class:`BitstreamError` subclass.
 """
 
 from __future__ import annotations
@@ -9,10 +18,11 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import (
     BadMagicError,
+    BitstreamError,
     ChecksumError,
     LayerRangeError,
     SizeLimitError,
@@ -24,46 +34,78 @@ from .errors import (
 
 __all__ = [
     "FLAG_INTER",
+    "FLAG_KEYFRAME",
     "FORMAT_VERSION",
     "HEADER_SIZE",
-    "KNOWN_FLAGS",
-    "MAGIC",
+    "HEADER_SIZE_V1",
+    "INTER_HEADER_SIZE",
     "MAX_FRAME_SIDE",
     "MAX_GRID_IDS",
     "MAX_PAYLOAD_BYTES",
+    "MAX_REF_DELTA",
+    "MAGIC",
+    "MIN_HEADER_SIZE",
+    "READ_VERSIONS",
     "Packet",
     "decode_packet",
     "encode_packet",
+    "header_size",
     "packet_length",
     "read_packet",
+    "replace_payload",
+    "resolve",
 ]
 
 MAGIC = b"ECPK"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The version written. Version 1 packets (48-byte header, intra frames only) are still read."""
+READ_VERSIONS = (1, 2)
 FINGERPRINT_SIZE = 8
 
 FLAG_INTER = 0x01
-"""Bit 0: the ids are coded relative to an earlier frame (reserved for inter-frame coding)."""
-KNOWN_FLAGS = FLAG_INTER
-"""Version 1 readers refuse any other flag bit with :class:`UnsupportedVersionError`."""
+"""Bit 0: a P-frame: the ids are coded conditionally on those of frame ``ref_seq`` of the same session and layer."""
+FLAG_KEYFRAME = 0x02
+"""Bit 1: a refresh point: this frame, and every frame after it, decode without any earlier frame."""
+KNOWN_FLAGS = FLAG_INTER | FLAG_KEYFRAME
+"""A version 2 packet has exactly one of these bits set; a reader refuses anything else."""
 
 MAX_FRAME_SIDE = 16384
 MAX_GRID_IDS = 1 << 22
 """At most 4 Mi ids per grid (2048 x 2048): bounds the memory a decoder spends on one packet (16 MiB of int32)."""
 MAX_PAYLOAD_BYTES = 64 << 20
+MAX_REF_DELTA = 255
+"""A P-frame's reference is 1..255 frames back."""
 
-# magic, version, flags, layer, reserved, fingerprint, stream id, sequence number, timestamp (us),
+# keyframe: magic, version, flags, layer, reserved, fingerprint, stream id, session id, sequence number,
+# timestamp (us), frame height, frame width, grid height, grid width, payload length, crc32
+_HEADER = struct.Struct("<4sBBBB8sIIIQHHHHII")
+HEADER_SIZE = _HEADER.size  # 52
+# P-frame: magic, version, flags, layer, reference delta, session id, sequence number, timestamp delta (us, signed),
+# payload length, crc32
+_INTER = struct.Struct("<4sBBBBIIiII")
+INTER_HEADER_SIZE = _INTER.size  # 28
+# version 1: magic, version, flags, layer, reserved, fingerprint, stream id, sequence number, timestamp (us),
 # frame height, frame width, grid height, grid width, payload length, crc32
-_HEADER = struct.Struct("<4sBBBB8sIIQHHHHII")
-HEADER_SIZE = _HEADER.size  # 48
-_CRC_OFFSET = HEADER_SIZE - 4
+_HEADER_V1 = struct.Struct("<4sBBBB8sIIQHHHHII")
+HEADER_SIZE_V1 = _HEADER_V1.size  # 48
+MIN_HEADER_SIZE = INTER_HEADER_SIZE
+"""Bytes enough to know any packet's header size (:func:`header_size`)."""
+_PREFIX = 6  # magic, version, flags: what header_size needs
 _U32 = (1 << 32) - 1
 _U64 = (1 << 64) - 1
+_I32 = 1 << 31
 
 
 @dataclass(frozen=True, kw_only=True)
 class Packet:
-    """One coded frame: the ids of grid ``grid_h x grid_w`` of layer ``layer`` (1-based) of model ``fingerprint``."""
+    """One coded frame: the ids of grid ``grid_h x grid_w`` of layer ``layer`` (1-based) of model ``fingerprint``.
+
+    ``flags`` is :data:`FLAG_KEYFRAME` (an I-frame) or :data:`FLAG_INTER` (a P-frame whose reference is frame
+    ``ref_seq`` of the same stream, ``session_id`` and layer, captured ``timestamp_delta_us`` before it).
+    ``session_id`` is drawn at random by every sender start. A P-frame read off the wire has ``resolved`` False:
+    its fingerprint, stream, sizes and capture time are its reference's, filled in by :func:`resolve`; until then they
+    are 0. ``version`` is the format the packet was read from (1 for old files).
+    """
 
     fingerprint: bytes
     layer: int
@@ -75,11 +117,31 @@ class Packet:
     grid_w: int
     payload: bytes
     stream_id: int = 0
-    flags: int = 0
+    flags: int = FLAG_KEYFRAME
+    session_id: int = 0
+    ref_seq: int = 0
+    timestamp_delta_us: int = 0
+    resolved: bool = True
+    version: int = FORMAT_VERSION
 
     @property
     def is_inter(self) -> bool:
         return bool(self.flags & FLAG_INTER)
+
+    @property
+    def is_keyframe(self) -> bool:
+        return bool(self.flags & FLAG_KEYFRAME)
+
+    @property
+    def header_size(self) -> int:
+        if self.version == 1:
+            return HEADER_SIZE_V1
+        return INTER_HEADER_SIZE if self.is_inter else HEADER_SIZE
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire: header and payload."""
+        return self.header_size + len(self.payload)
 
 
 def _limit_problem(frame_h: int, frame_w: int, grid_h: int, grid_w: int, payload_len: int) -> str | None:
@@ -94,30 +156,45 @@ def _limit_problem(frame_h: int, frame_w: int, grid_h: int, grid_w: int, payload
     return None
 
 
+def _check_range(*fields: tuple[str, int, int, int]) -> None:
+    for name, value, lo, hi in fields:
+        if not lo <= value <= hi:
+            raise ValueError(f"{name} must be in {lo}..{hi}, got {value}")
+
+
 def encode_packet(p: Packet) -> bytes:
-    """Serialise a packet: header then payload. Out-of-range fields raise ValueError."""
-    if not isinstance(p.fingerprint, bytes) or len(p.fingerprint) != FINGERPRINT_SIZE:
-        raise ValueError(f"fingerprint must be {FINGERPRINT_SIZE} bytes, got {p.fingerprint!r}")
+    """Serialise a packet in format version 2: header then payload. Out-of-range fields raise ValueError.
+
+    A P-frame's header holds only what its reference does not tell: its fingerprint, stream and sizes are not
+    written (:func:`resolve` takes them from the reference)."""
+    if p.flags not in (FLAG_INTER, FLAG_KEYFRAME):
+        raise ValueError(f"flags 0x{p.flags:02x}: a packet is either a keyframe (0x02) or an inter frame (0x01)")
     if not 1 <= p.layer <= 255:
         raise ValueError(f"layer must be in 1..255, got {p.layer}")
-    if p.flags & ~KNOWN_FLAGS or p.flags < 0:
-        raise ValueError(f"unknown flags 0x{p.flags:x}")
-    for name, value, hi in (
-        ("stream_id", p.stream_id, _U32),
-        ("seq", p.seq, _U32),
-        ("timestamp_us", p.timestamp_us, _U64),
-    ):
-        if not 0 <= value <= hi:
-            raise ValueError(f"{name} must be in 0..{hi}, got {value}")
-    problem = _limit_problem(p.frame_h, p.frame_w, p.grid_h, p.grid_w, len(p.payload))
-    if problem:
-        raise ValueError(problem)
-    header = _HEADER.pack(
-        MAGIC, FORMAT_VERSION, p.flags, p.layer, 0, p.fingerprint, p.stream_id, p.seq, p.timestamp_us,
-        p.frame_h, p.frame_w, p.grid_h, p.grid_w, len(p.payload), 0,
-    )  # fmt: skip
-    crc = zlib.crc32(p.payload, zlib.crc32(header[:_CRC_OFFSET]))
-    return header[:_CRC_OFFSET] + struct.pack("<I", crc) + bytes(p.payload)
+    _check_range(("session_id", p.session_id, 0, _U32), ("seq", p.seq, 0, _U32))
+    if len(p.payload) > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"payload of {len(p.payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    if p.is_inter:
+        delta = (p.seq - p.ref_seq) % (1 << 32)
+        _check_range(("ref_seq", p.ref_seq, 0, _U32), ("reference delta (seq - ref_seq)", delta, 1, MAX_REF_DELTA),
+                     ("timestamp_delta_us", p.timestamp_delta_us, -_I32, _I32 - 1))  # fmt: skip
+        header = _INTER.pack(MAGIC, FORMAT_VERSION, p.flags, p.layer, delta, p.session_id, p.seq,
+                             p.timestamp_delta_us, len(p.payload), 0)  # fmt: skip
+    else:
+        if p.ref_seq or p.timestamp_delta_us:
+            raise ValueError("a keyframe has no reference: ref_seq and timestamp_delta_us must be 0")
+        if not isinstance(p.fingerprint, bytes) or len(p.fingerprint) != FINGERPRINT_SIZE:
+            raise ValueError(f"fingerprint must be {FINGERPRINT_SIZE} bytes, got {p.fingerprint!r}")
+        _check_range(("stream_id", p.stream_id, 0, _U32), ("timestamp_us", p.timestamp_us, 0, _U64))
+        problem = _limit_problem(p.frame_h, p.frame_w, p.grid_h, p.grid_w, len(p.payload))
+        if problem:
+            raise ValueError(problem)
+        header = _HEADER.pack(
+            MAGIC, FORMAT_VERSION, p.flags, p.layer, 0, p.fingerprint, p.stream_id, p.session_id, p.seq,
+            p.timestamp_us, p.frame_h, p.frame_w, p.grid_h, p.grid_w, len(p.payload), 0,
+        )  # fmt: skip
+    crc = zlib.crc32(p.payload, zlib.crc32(header[:-4]))
+    return header[:-4] + struct.pack("<I", crc) + bytes(p.payload)
 
 
 def _bytes_view(buf: bytes | bytearray | memoryview) -> memoryview:
@@ -125,32 +202,74 @@ def _bytes_view(buf: bytes | bytearray | memoryview) -> memoryview:
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
-def _unpack_header(view: memoryview) -> tuple:
-    """Validate and unpack a header from the start of ``view``; checks everything the header alone can tell."""
+def header_size(prefix: bytes | bytearray | memoryview) -> int:
+    """Header size of the packet that starts ``prefix`` (at least 6 bytes): checks the magic, version and flags."""
+    view = _bytes_view(prefix)
     head = bytes(view[: len(MAGIC)])
     if head != MAGIC[: len(head)]:
         raise BadMagicError(f"not an edgecodec packet: magic {head.hex()} != {MAGIC.hex()}")
     if len(view) <= len(MAGIC):
-        raise TruncatedError(f"packet header truncated at {len(view)} of {HEADER_SIZE} bytes")
-    if view[4] != FORMAT_VERSION:
+        raise TruncatedError(f"packet header truncated at {len(view)} bytes")
+    if view[4] not in READ_VERSIONS:
         raise UnsupportedVersionError(
-            f"packet format version {view[4]} is not supported (this build reads {FORMAT_VERSION})"
+            f"packet format version {view[4]} is not supported (this build reads versions "
+            f"{', '.join(map(str, READ_VERSIONS))})"
         )
-    if len(view) < HEADER_SIZE:
-        raise TruncatedError(f"packet header truncated at {len(view)} of {HEADER_SIZE} bytes")
-    fields = _HEADER.unpack_from(view)
-    flags, reserved = fields[2], fields[4]
-    if flags & ~KNOWN_FLAGS or reserved:
-        raise UnsupportedVersionError(f"packet flags 0x{flags:02x}/reserved 0x{reserved:02x} undefined in version 1")
-    problem = _limit_problem(*fields[9:14])
+    if len(view) < _PREFIX:
+        raise TruncatedError(f"packet header truncated at {len(view)} bytes")
+    flags = view[5]
+    if view[4] == 1:
+        if flags & ~FLAG_INTER:
+            raise UnsupportedVersionError(f"packet flags 0x{flags:02x} undefined in version 1")
+        if flags & FLAG_INTER:
+            raise UnsupportedVersionError("a version 1 packet marked inter: inter frames need format version 2")
+        return HEADER_SIZE_V1
+    if flags == FLAG_INTER:
+        return INTER_HEADER_SIZE
+    if flags == FLAG_KEYFRAME:
+        return HEADER_SIZE
+    raise UnsupportedVersionError(
+        f"packet flags 0x{flags:02x}: a version 2 packet is either a keyframe (0x02) or an inter frame (0x01)"
+    )
+
+
+def _unpack_header(view: memoryview) -> dict:
+    """Validate and unpack a header from the start of ``view``: everything the header alone can tell."""
+    size = header_size(view)
+    if len(view) < size:
+        raise TruncatedError(f"packet header truncated at {len(view)} of {size} bytes")
+    if size == INTER_HEADER_SIZE:
+        _, version, flags, layer, delta, session, seq, ts_delta, length, crc = _INTER.unpack_from(view)
+        if delta == 0:
+            raise UnsupportedVersionError(f"inter frame {seq} names itself as its reference (delta 0)")
+        if length > MAX_PAYLOAD_BYTES:
+            raise SizeLimitError(f"payload of {length} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        return dict(version=version, flags=flags, layer=layer, session_id=session, seq=seq,
+                    ref_seq=(seq - delta) % (1 << 32), timestamp_delta_us=ts_delta, payload_len=length, crc=crc,
+                    fingerprint=bytes(FINGERPRINT_SIZE), stream_id=0, timestamp_us=0, frame_h=0, frame_w=0,
+                    grid_h=0, grid_w=0, resolved=False)  # fmt: skip
+    if size == HEADER_SIZE:
+        (_, version, flags, layer, reserved, fingerprint, stream_id, session, seq, ts, frame_h, frame_w, grid_h, grid_w,
+         length, crc) = _HEADER.unpack_from(view)  # fmt: skip
+    else:
+        (_, version, _, layer, reserved, fingerprint, stream_id, seq, ts, frame_h, frame_w, grid_h, grid_w, length,
+         crc) = _HEADER_V1.unpack_from(view)  # fmt: skip
+        flags, session = FLAG_KEYFRAME, 0
+    if reserved:
+        raise UnsupportedVersionError(f"packet reserved byte 0x{reserved:02x} is undefined in version {version}")
+    problem = _limit_problem(frame_h, frame_w, grid_h, grid_w, length)
     if problem:
         raise SizeLimitError(problem)
-    return fields
+    return dict(version=version, flags=flags, layer=layer, session_id=session, seq=seq, ref_seq=0,
+                timestamp_delta_us=0, payload_len=length, crc=crc, fingerprint=fingerprint, stream_id=stream_id,
+                timestamp_us=ts, frame_h=frame_h, frame_w=frame_w, grid_h=grid_h, grid_w=grid_w,
+                resolved=True)  # fmt: skip
 
 
 def packet_length(header: bytes | bytearray | memoryview) -> int:
     """Total size (header + payload) of the packet whose header starts ``header``; validates the header first."""
-    return HEADER_SIZE + _unpack_header(_bytes_view(header))[13]
+    view = _bytes_view(header)
+    return header_size(view) + _unpack_header(view)["payload_len"]
 
 
 def read_packet(
@@ -160,32 +279,57 @@ def read_packet(
     known_fingerprints: Collection[bytes] | None = None,
     num_layers: int | None = None,
 ) -> tuple[Packet, int]:
-    """Parse the packet at ``offset``; returns it and the offset just past it (bytes may follow)."""
+    """Parse the packet at ``offset``; returns it and the offset just past it (bytes may follow).
+
+    A P-frame comes back unresolved (its fingerprint is checked when :func:`resolve` gives it its reference's)."""
     view = _bytes_view(buf)
     if not 0 <= offset <= len(view):
         raise ValueError(f"offset {offset} outside buffer of {len(view)} bytes")
     view = view[offset:]
-    fields = _unpack_header(view)
-    _, _, flags, layer, _, fingerprint, stream_id, seq, timestamp_us, frame_h, frame_w, grid_h, grid_w, size, crc = (
-        fields
-    )
-    end = HEADER_SIZE + size
+    f = _unpack_header(view)
+    head = header_size(view)
+    end = head + f.pop("payload_len")
     if len(view) < end:
-        raise TruncatedError(f"packet payload truncated: {len(view) - HEADER_SIZE} of {size} bytes present")
-    payload = view[HEADER_SIZE:end]
-    actual = zlib.crc32(payload, zlib.crc32(view[:_CRC_OFFSET]))
+        raise TruncatedError(f"packet payload truncated: {len(view) - head} of {end - head} bytes present")
+    payload = view[head:end]
+    crc = f.pop("crc")
+    actual = zlib.crc32(payload, zlib.crc32(view[: head - 4]))
     if actual != crc:
         raise ChecksumError(f"packet CRC32 {actual:08x} does not match header {crc:08x}")
-    if known_fingerprints is not None and fingerprint not in known_fingerprints:
-        held = ", ".join(sorted(f.hex() for f in known_fingerprints)[:8]) or "none"
-        raise UnknownModelError(f"packet names unknown model fingerprint {fingerprint.hex()} (known: {held})")
-    if layer == 0 or (num_layers is not None and layer > num_layers):
-        raise LayerRangeError(f"packet names layer {layer}; the model has layers 1..{num_layers or '?'}")
-    packet = Packet(
-        fingerprint=fingerprint, layer=layer, seq=seq, timestamp_us=timestamp_us, frame_h=frame_h, frame_w=frame_w,
-        grid_h=grid_h, grid_w=grid_w, payload=bytes(payload), stream_id=stream_id, flags=flags,
-    )  # fmt: skip
-    return packet, offset + end
+    if f["resolved"] and known_fingerprints is not None and f["fingerprint"] not in known_fingerprints:
+        held = ", ".join(sorted(k.hex() for k in known_fingerprints)[:8]) or "none"
+        raise UnknownModelError(f"packet names unknown model fingerprint {f['fingerprint'].hex()} (known: {held})")
+    if f["layer"] == 0 or (num_layers is not None and f["layer"] > num_layers):
+        raise LayerRangeError(f"packet names layer {f['layer']}; the model has layers 1..{num_layers or '?'}")
+    return Packet(payload=bytes(payload), **f), offset + end
+
+
+def replace_payload(packet: Packet, payload: bytes = b"") -> Packet:
+    """The same header with another payload (a reference store keeps headers, not payloads)."""
+    return replace(packet, payload=payload)
+
+
+def resolve(packet: Packet, reference: Packet) -> Packet:
+    """A parsed P-frame completed from its reference's (resolved) packet: the fingerprint, stream, sizes, and the
+    capture time ``reference.timestamp_us + timestamp_delta_us``. :class:`BitstreamError` when ``reference`` is not
+    the frame ``packet`` names (session, sequence number, layer) or the capture time falls outside 0..2**64-1."""
+    if not packet.is_inter or packet.resolved:
+        return packet
+    if not reference.resolved:
+        raise ValueError("the reference must be resolved itself")
+    named = (packet.session_id, packet.ref_seq, packet.layer)
+    if named != (reference.session_id, reference.seq, reference.layer):
+        raise BitstreamError(
+            f"P-frame {packet.seq} names frame {packet.ref_seq} of session {packet.session_id:08x} at layer "
+            f"{packet.layer}, not frame {reference.seq} of session {reference.session_id:08x} at layer "
+            f"{reference.layer}"
+        )
+    timestamp = reference.timestamp_us + packet.timestamp_delta_us
+    if not 0 <= timestamp <= _U64:
+        raise BitstreamError(f"P-frame {packet.seq}: capture time {timestamp} us outside 0..2**64-1")
+    return replace(packet, fingerprint=reference.fingerprint, stream_id=reference.stream_id, timestamp_us=timestamp,
+                   frame_h=reference.frame_h, frame_w=reference.frame_w, grid_h=reference.grid_h,
+                   grid_w=reference.grid_w, resolved=True)  # fmt: skip
 
 
 def decode_packet(

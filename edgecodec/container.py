@@ -145,11 +145,12 @@ class ContainerReader:
             self.close()
             raise
         self._known = {self.header.fingerprint}
+        self._recent: dict[tuple[int, int, int], Packet] = {}  # headers of the last packets, for P-frames
 
     def __iter__(self) -> Iterator[Packet]:
         count = 0
         while True:
-            head = _read_exact(self._f, bitstream.HEADER_SIZE)
+            head = _read_exact(self._f, bitstream.MIN_HEADER_SIZE)
             expected = self.header.num_frames
             if not head:
                 if expected and count < expected:
@@ -157,13 +158,31 @@ class ContainerReader:
                 return
             if head[:4] != bitstream.MAGIC[: len(head[:4])] or (expected and count == expected):
                 raise TrailingDataError(f"bytes that are not a packet follow packet {count} of the .ecz file")
-            if len(head) < bitstream.HEADER_SIZE:
+            if len(head) < bitstream.MIN_HEADER_SIZE:
                 raise TruncatedError(f".ecz packet {count} header truncated at {len(head)} bytes")
-            rest = bitstream.packet_length(head) - bitstream.HEADER_SIZE
+            head += _read_exact(self._f, bitstream.header_size(head) - len(head))
+            if len(head) < bitstream.header_size(head):
+                raise TruncatedError(f".ecz packet {count} header truncated at {len(head)} bytes")
+            rest = bitstream.packet_length(head) - len(head)
             data = head + _read_exact(self._f, rest)
             packet, _ = bitstream.read_packet(data, known_fingerprints=self._known)
+            packet = self._resolve(packet, count)
             count += 1
             yield packet
+
+    def _resolve(self, packet: Packet, index: int) -> Packet:
+        """A P-frame completed from its reference's header, which an earlier packet of the file must hold."""
+        key = (packet.session_id, packet.ref_seq, packet.layer)
+        if packet.is_inter:
+            reference = self._recent.get(key)
+            if reference is None:
+                raise BitstreamError(f".ecz packet {index} is a P-frame whose reference (frame {packet.ref_seq}) is "
+                                     "not in the file before it")  # fmt: skip
+            packet = bitstream.resolve(packet, reference)
+        self._recent[(packet.session_id, packet.seq, packet.layer)] = bitstream.replace_payload(packet)
+        while len(self._recent) > bitstream.MAX_REF_DELTA:
+            self._recent.pop(next(iter(self._recent)))
+        return packet
 
     def close(self) -> None:
         if self._owned:

@@ -1,50 +1,168 @@
 """Regenerate the golden bitstreams in tests/expected/ with ``python -m tests.make_golden`` from the repository root.
 
-Run it only on purpose, after bumping FORMAT_VERSION or CONTAINER_VERSION; the golden tests import the inputs from here.
+Run it only on purpose, after a deliberate change of the packet format (bump FORMAT_VERSION), of the container
+(bump CONTAINER_VERSION) or of the entropy coding; the golden tests import the inputs from here and compare the files
+byte for byte, so any unintended change of the format or the coder fails them.
+
+Written here (packet format version 2):
+
+* ``golden_packet.bin``: a keyframe (the first packet of the stream below).
+* ``golden_inter_packet.bin``: a P-frame coded with :func:`golden_inter_prior` against :func:`golden_reference`
+  (the second packet of the stream below; its reference is the keyframe of ``golden_packet.bin``).
+* ``golden.ecz``: the whole stream of :func:`golden_packets`, keyframes and P-frames.
+
+Never written: ``golden_v1_packet.bin`` and ``golden_v1.ecz`` are the version 1 goldens, made by the version 1 writer,
+which no longer exists. They stay as they are and are only read back (:func:`golden_v1_packets` gives their fields,
+:func:`golden_grids` their ids).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from edgecodec.bitstream import Packet, encode_packet
+from edgecodec.bitstream import FLAG_INTER, FLAG_KEYFRAME, Packet, encode_packet
+from edgecodec.coding.inter import InterCounter, InterPrior
 from edgecodec.container import ContainerHeader, container_bytes
 from edgecodec.entropy import StaticPrior, encode_ids, smooth_counts
 
 EXPECTED = Path(__file__).parent / "expected"
 PACKET_FILE = EXPECTED / "golden_packet.bin"
+INTER_PACKET_FILE = EXPECTED / "golden_inter_packet.bin"
 CONTAINER_FILE = EXPECTED / "golden.ecz"
+V1_PACKET_FILE = EXPECTED / "golden_v1_packet.bin"
+V1_CONTAINER_FILE = EXPECTED / "golden_v1.ecz"
 REGENERATE = "python -m tests.make_golden"
 FINGERPRINT = bytes.fromhex("ec0dec0000000001")
+NUM_IDS = 256
+LAYER = 2
+STREAM_ID = 1
+SESSION_ID = 0x5E5510D2
+INTER_BLOCK = 5  # does not divide the 12 x 16 grid: the golden P-frame has partial tiles
 
 
 def golden_prior() -> StaticPrior:
     """A fixed integer prior over 256 ids: counts 256, 255, ..., 1 smoothed to a 16-bit table."""
-    return StaticPrior(smooth_counts(np.arange(256, 0, -1, dtype=np.int64)))
+    return StaticPrior(smooth_counts(np.arange(NUM_IDS, 0, -1, dtype=np.int64)))
 
 
-def golden_packets() -> list[Packet]:
-    """Three packets coding fixed id grids from ``default_rng(0)``."""
+def golden_grids() -> list[np.ndarray]:
+    """Three fixed id grids (12 x 16, 1 x 1, 3 x 5) drawn from ``default_rng(0)`` under :func:`golden_prior`: the ids
+    of the version 1 goldens (the exact draws of the version 1 generator) and of the version 2 keyframes."""
     rng = np.random.default_rng(0)
     prior = golden_prior()
     p = prior.freqs / prior.freqs.sum()
+    return [rng.choice(NUM_IDS, size=shape, p=p) for shape in [(12, 16), (1, 1), (3, 5)]]
+
+
+def _timestamp(seq: int) -> int:
+    return 1_700_000_000_000_000 + 40_000 * seq
+
+
+def golden_v1_packets() -> list[Packet]:
+    """The fields of the three packets in the version 1 goldens, as read today (keyframes, session 0, version 1),
+    with an empty payload: the payloads are checked by decoding them to :func:`golden_grids`."""
+    return [
+        Packet(
+            fingerprint=FINGERPRINT,
+            layer=LAYER,
+            seq=seq,
+            timestamp_us=_timestamp(seq),
+            frame_h=8 * h,
+            frame_w=8 * w,
+            grid_h=h,
+            grid_w=w,
+            payload=b"",
+            stream_id=STREAM_ID,
+            flags=FLAG_KEYFRAME,
+            session_id=0,
+            ref_seq=0,
+            version=1,
+        )
+        for seq, (h, w) in enumerate(g.shape for g in golden_grids())
+    ]
+
+
+# ---- the inter prior -----------------------------------------------------------------------------------------------
+def _training_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(P-frame ids, reference ids) of 12 x 16: a blocky reference, a window moved by one step, flicker, new ids."""
+    ref = np.kron(rng.integers(0, NUM_IDS, size=(6, 8)), np.ones((2, 2), np.int64))
+    ids = ref.copy()
+    y, x = int(rng.integers(1, 8)), int(rng.integers(1, 11))
+    dy, dx = [(0, -1), (-1, 0), (0, 1), (1, 0)][int(rng.integers(4))]
+    ids[y : y + 3, x : x + 4] = ref[y - dy : y - dy + 3, x - dx : x - dx + 4]  # content moved by (dy, dx)
+    flicker = rng.random(ref.shape) < 0.05
+    ids[:, :-1][flicker[:, :-1]] = ref[:, 1:][flicker[:, :-1]]
+    new = rng.random(ref.shape) < 0.03
+    ids[new] = rng.integers(0, NUM_IDS, size=int(new.sum()))
+    return ids, ref
+
+
+def golden_inter_prior() -> InterPrior:
+    """A fixed inter prior: tables counted by :class:`InterCounter` over 32 pairs drawn from ``default_rng(11)``."""
+    counter = InterCounter(NUM_IDS, block=INTER_BLOCK)
+    rng = np.random.default_rng(11)
+    for _ in range(32):
+        counter.add(*_training_pair(rng))
+    return InterPrior.from_tensors(counter.tensors())
+
+
+def golden_reference() -> np.ndarray:
+    """The reference of the golden P-frame: the first keyframe's ids."""
+    return golden_grids()[0]
+
+
+def golden_inter_ids() -> np.ndarray:
+    """The golden P-frame's ids: fixed edits of :func:`golden_reference` that use every mode (copies from the four
+    neighbours, NEW ids) and leave some tiles unchanged."""
+    ref = golden_reference()
+    ids = ref.copy()
+    ids[0:2, 12:16] = ref[0:2, 11:15]  # moved right: copies from the left
+    ids[6:8, 10:14] = ref[5:7, 10:14]  # moved down: copies from above
+    ids[2:4, 3:8] = ref[2:4, 4:9]  # moved left: copies from the right
+    ids[9:11, 0:4] = ref[10:12, 0:4]  # moved up: copies from below
+    ids[11, 5], ids[0, 0], ids[5, 15] = 17, 250, 3  # new ids
+    return ids
+
+
+# ---- the version 2 stream ------------------------------------------------------------------------------------------
+def golden_frames() -> list[tuple[np.ndarray, int | None]]:
+    """The stream of the version 2 goldens: (ids, sequence number of the reference or None for a keyframe)."""
+    g0, g1, g2 = golden_grids()
+    p1 = golden_inter_ids()
+    p5 = g2.copy()
+    p5[1, 2], p5[2, 4] = 200, g2[2, 3]  # a new id and a copy from the left
+    return [(g0, None), (p1, 0), (p1, 1), (g1, None), (g2, None), (p5, 4)]
+
+
+def golden_packets() -> list[Packet]:
+    """The packets of :func:`golden_frames`: keyframes under :func:`golden_prior`, P-frames under
+    :func:`golden_inter_prior` against their reference's ids (seq 2 repeats seq 1: a static P-frame). P-frames are
+    given resolved (fingerprint, stream and sizes of their reference), as the container reader returns them."""
+    frames = golden_frames()
+    intra, inter = golden_prior(), golden_inter_prior()
     packets = []
-    for seq, (h, w) in enumerate([(12, 16), (1, 1), (3, 5)]):
-        ids = rng.choice(256, size=(h, w), p=p)
+    for seq, (ids, ref) in enumerate(frames):
+        h, w = ids.shape
+        payload = encode_ids(ids, intra) if ref is None else encode_ids(ids, inter, frames[ref][0])
         packets.append(
             Packet(
                 fingerprint=FINGERPRINT,
-                layer=2,
+                layer=LAYER,
                 seq=seq,
-                timestamp_us=1_700_000_000_000_000 + 40_000 * seq,
+                timestamp_us=_timestamp(seq),
                 frame_h=8 * h,
                 frame_w=8 * w,
                 grid_h=h,
                 grid_w=w,
-                payload=encode_ids(ids, prior),
-                stream_id=1,
+                payload=payload,
+                stream_id=STREAM_ID,
+                flags=FLAG_KEYFRAME if ref is None else FLAG_INTER,
+                session_id=SESSION_ID,
+                ref_seq=0 if ref is None else ref,
+                timestamp_delta_us=0 if ref is None else _timestamp(seq) - _timestamp(ref),
             )
         )
     return packets
@@ -58,15 +176,28 @@ def golden_packet_bytes() -> bytes:
     return encode_packet(golden_packets()[0])
 
 
+def golden_inter_packet_bytes() -> bytes:
+    return encode_packet(golden_packets()[1])
+
+
 def golden_container_bytes() -> bytes:
     return container_bytes(golden_header(), golden_packets())
 
 
+def golden_v1_header() -> ContainerHeader:
+    """The file header of ``golden_v1.ecz`` (the container format did not change)."""
+    return replace(golden_header(), num_frames=3)
+
+
 def main() -> None:
     EXPECTED.mkdir(exist_ok=True)
-    PACKET_FILE.write_bytes(golden_packet_bytes())
-    CONTAINER_FILE.write_bytes(golden_container_bytes())
-    print(f"wrote {PACKET_FILE} and {CONTAINER_FILE}")
+    for path, data in (
+        (PACKET_FILE, golden_packet_bytes()),
+        (INTER_PACKET_FILE, golden_inter_packet_bytes()),
+        (CONTAINER_FILE, golden_container_bytes()),
+    ):
+        path.write_bytes(data)
+        print(f"wrote {path} ({len(data)} bytes)")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,25 @@
 import importlib.util
 import io
 import struct
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgecodec.bitstream import Packet, decode_packet, encode_packet
+from edgecodec.bitstream import (
+    FLAG_INTER,
+    FLAG_KEYFRAME,
+    HEADER_SIZE,
+    HEADER_SIZE_V1,
+    INTER_HEADER_SIZE,
+    Packet,
+    decode_packet,
+    encode_packet,
+    resolve,
+)
+from edgecodec.coding.inter import modes
 from edgecodec.container import (
     FILE_HEADER_SIZE,
     ContainerHeader,
@@ -39,6 +51,8 @@ def load_golden():
 
 
 def packets(n: int = 3, fp: bytes = FP) -> list[Packet]:
+    """Keyframes at even, P-frames (referencing the frame before) at odd sequence numbers; packet i has 4i bytes of
+    payload. P-frames are given resolved (their reference's fingerprint and sizes), as the reader returns them."""
     return [
         Packet(
             fingerprint=fp,
@@ -50,9 +64,26 @@ def packets(n: int = 3, fp: bytes = FP) -> list[Packet]:
             grid_h=4,
             grid_w=6,
             payload=bytes([i]) * (4 * i),
+            flags=FLAG_INTER if i % 2 else FLAG_KEYFRAME,
+            session_id=0x5E55,
+            ref_seq=i - 1 if i % 2 else 0,
+            timestamp_delta_us=10 if i % 2 else 0,
         )
         for i in range(n)
     ]
+
+
+def encode_v1(p: Packet, flags: int = 0) -> bytes:
+    """A version 1 packet, as the version 1 writer made it (48-byte header, no session id, no reference)."""
+    header = struct.pack(
+        "<4sBBBB8sIIQHHHHI", b"ECPK", 1, flags, p.layer, 0, p.fingerprint, p.stream_id, p.seq, p.timestamp_us,
+        p.frame_h, p.frame_w, p.grid_h, p.grid_w, len(p.payload),
+    )  # fmt: skip
+    return header + struct.pack("<I", zlib.crc32(p.payload, zlib.crc32(header))) + p.payload
+
+
+def as_read_from_v1(p: Packet) -> Packet:
+    return replace(p, flags=FLAG_KEYFRAME, session_id=0, ref_seq=0, timestamp_delta_us=0, version=1)
 
 
 HEADER = ContainerHeader(FP, "hqa-tiny-é", fps_num=30000, fps_den=1001)
@@ -128,10 +159,18 @@ def test_truncated_last_packet():
     with pytest.raises(TruncatedError):
         read_container(io.BytesIO(data[:-1]))
     with pytest.raises(TruncatedError):
-        read_container(io.BytesIO(data[: len(data) - 8 - 48 + 10]))
+        read_container(io.BytesIO(data[: len(data) - 8 - HEADER_SIZE + 10]))
+    for cut in (1, 5, 6, INTER_HEADER_SIZE - 1, INTER_HEADER_SIZE, INTER_HEADER_SIZE + 1, HEADER_SIZE - 1, HEADER_SIZE):
+        # the last packet (a keyframe) cut short: before the 28 bytes the reader takes first, or after them
+        with pytest.raises(TruncatedError):
+            read_container(io.BytesIO(data[: len(data) - 8 - HEADER_SIZE + cut]))
+    inter = container_bytes(HEADER, packets(4))  # the last packet is a P-frame with 12 bytes of payload
+    for cut in (1, 5, 6, INTER_HEADER_SIZE - 1, INTER_HEADER_SIZE, INTER_HEADER_SIZE + 11):
+        with pytest.raises(TruncatedError):
+            read_container(io.BytesIO(inter[: len(inter) - 12 - INTER_HEADER_SIZE + cut]))
     # header says 3 packets but only 2 complete ones are present
     with pytest.raises(TruncatedError):
-        read_container(io.BytesIO(data[: len(data) - 8 - 48]))
+        read_container(io.BytesIO(data[: len(data) - 8 - HEADER_SIZE]))
 
 
 def test_truncation_at_every_offset_raises_only_bitstream_errors():
@@ -159,25 +198,167 @@ def test_packet_with_other_fingerprint_is_refused():
         read_container(io.BytesIO(data))
 
 
-def test_golden_container():
-    golden = load_golden()
-    expected = golden.CONTAINER_FILE.read_bytes()
-    assert golden.golden_container_bytes() == expected, (
-        f"format changed: bump FORMAT_VERSION / CONTAINER_VERSION and regenerate with `{golden.REGENERATE}`"
+def test_inter_frames_round_trip():
+    ps = packets(6)
+    assert [p.is_inter for p in ps] == [False, True, False, True, False, True]
+    data = container_bytes(HEADER, ps)
+    assert len(data) == len(HEADER.to_bytes()) + 3 * HEADER_SIZE + 3 * INTER_HEADER_SIZE + sum(4 * i for i in range(6))
+    header, out = read_container(io.BytesIO(data))
+    assert out == ps and header.num_frames == 6 and all(p.resolved for p in out)
+    assert [(p.flags, p.ref_seq, p.session_id, p.version) for p in out[:2]] == [
+        (FLAG_KEYFRAME, 0, 0x5E55, 2),
+        (FLAG_INTER, 0, 0x5E55, 2),
+    ]
+
+
+def test_p_frame_without_its_reference_in_the_file():
+    """The reader resolves a P-frame from an earlier packet of the file; where none is its reference, the file is
+    refused (BitstreamError)."""
+    ps = packets(4)
+    for order in ([ps[1]], [ps[0], ps[3]], [ps[1], ps[0]], [ps[0], replace(ps[1], session_id=7)]):
+        with pytest.raises(BitstreamError, match="reference"):
+            read_container(io.BytesIO(container_bytes(HEADER, order)))
+    p_of_session_0 = replace(ps[1], session_id=0)  # may reference a version 1 keyframe (session 0)
+    data = HEADER.to_bytes() + encode_v1(ps[0]) + encode_packet(p_of_session_0)
+    _, out = read_container(io.BytesIO(data))
+    assert out == [as_read_from_v1(ps[0]), p_of_session_0]
+
+
+def v1_container(ps: list[Packet]) -> bytes:
+    return replace(HEADER, num_frames=len(ps)).to_bytes() + b"".join(encode_v1(p) for p in ps)
+
+
+def test_version_1_packets_are_read():
+    """Files written before format version 2 hold 48-byte-header packets: they read as keyframes of session 0."""
+    ps = packets(3)
+    header, out = read_container(io.BytesIO(v1_container(ps)))
+    assert header.num_frames == 3
+    assert out == [as_read_from_v1(p) for p in ps]
+    assert all(p.version == 1 and p.is_keyframe for p in out)
+
+
+def test_mixed_packet_versions_in_one_file():
+    ps = packets(6)
+    encoded = [encode_v1(ps[0]), encode_packet(ps[4]), encode_packet(ps[5]), encode_v1(ps[2])]
+    data = replace(HEADER, num_frames=4).to_bytes() + b"".join(encoded)
+    _, out = read_container(io.BytesIO(data))
+    assert out == [as_read_from_v1(ps[0]), ps[4], ps[5], as_read_from_v1(ps[2])]
+    for cut in range(len(data)):
+        with pytest.raises(BitstreamError):
+            read_container(io.BytesIO(data[:cut]))
+
+
+def test_version_1_packets_through_the_writer():
+    old = encode_v1(packets(1)[0])
+    buf = io.BytesIO()
+    with ContainerWriter(buf, HEADER) as w:
+        w.write_encoded(old)  # as received: kept byte for byte
+        w.write(decode_packet(old))  # as parsed: written in the current format
+    data = buf.getvalue()
+    assert data[FILE_HEADER_SIZE + len(HEADER.model_name.encode()) :] == old + encode_packet(decode_packet(old))
+    _, out = read_container(io.BytesIO(data))
+    assert [p.version for p in out] == [1, 2]
+    assert out[1] == replace(out[0], version=2)
+
+
+def test_packets_the_reader_refuses():
+    good = encode_packet(packets(1)[0])
+    with pytest.raises(UnsupportedVersionError):
+        read_container(io.BytesIO(HEADER.to_bytes() + good[:4] + b"\x03" + good[5:]))
+    with pytest.raises(UnsupportedVersionError):
+        read_container(io.BytesIO(HEADER.to_bytes() + encode_v1(packets(1)[0], flags=FLAG_INTER)))
+    with pytest.raises(UnsupportedVersionError):
+        ContainerWriter(io.BytesIO(), HEADER).write_encoded(encode_v1(packets(1)[0], flags=FLAG_INTER))
+
+
+# ---- golden files (tests/make_golden.py) ----------------------------------------------------------------------------
+def golden_message(golden) -> str:
+    return (
+        "the golden bitstream changed: the packet or container format or the entropy coder no longer produce the same "
+        "bytes. If that is on purpose, bump FORMAT_VERSION / CONTAINER_VERSION as the change needs and regenerate "
+        f"with `{golden.REGENERATE}`"
     )
-    header, out = read_container(golden.CONTAINER_FILE)
-    assert header == replace(golden.golden_header(), num_frames=3)
-    assert out == golden.golden_packets()
 
 
 def test_golden_packet():
     golden = load_golden()
     expected = golden.PACKET_FILE.read_bytes()
-    assert golden.golden_packet_bytes() == expected, (
-        f"format changed: bump FORMAT_VERSION and regenerate with `{golden.REGENERATE}`"
-    )
+    assert golden.golden_packet_bytes() == expected, golden_message(golden)
+    assert expected[4] == 2
     p = decode_packet(expected, known_fingerprints={golden.FINGERPRINT}, num_layers=2)
+    assert p.is_keyframe and p.session_id == golden.SESSION_ID and p.ref_seq == 0
     ids = decode_ids(p.payload, golden.golden_prior(), (p.grid_h, p.grid_w))
-    rng = np.random.default_rng(0)
-    freqs = golden.golden_prior().freqs
-    np.testing.assert_array_equal(ids, rng.choice(256, size=(12, 16), p=freqs / freqs.sum()))
+    np.testing.assert_array_equal(ids, golden.golden_grids()[0])
+
+
+def test_golden_inter_packet():
+    golden = load_golden()
+    expected = golden.INTER_PACKET_FILE.read_bytes()
+    assert golden.golden_inter_packet_bytes() == expected, golden_message(golden)
+    parsed = decode_packet(expected, known_fingerprints={golden.FINGERPRINT}, num_layers=2)
+    assert parsed.is_inter and not parsed.is_keyframe and not parsed.resolved
+    assert (parsed.seq, parsed.ref_seq, parsed.session_id) == (1, 0, golden.SESSION_ID)
+    reference = decode_packet(golden.PACKET_FILE.read_bytes())
+    p = resolve(parsed, reference)
+    assert p == golden.golden_packets()[1]
+    ref, ids = golden.golden_reference(), golden.golden_inter_ids()
+    out = decode_ids(p.payload, golden.golden_inter_prior(), (p.grid_h, p.grid_w), ref)
+    np.testing.assert_array_equal(out, ids)
+    # the golden P-frame exercises every part of the payload: unchanged positions, the four copies, NEW ids,
+    # unchanged tiles and partial tiles
+    assert set(np.unique(modes(ids, ref)).tolist()) == {-1, 0, 1, 2, 3, 4}
+    assert golden.golden_inter_prior().block == golden.INTER_BLOCK and 12 % golden.INTER_BLOCK
+    b = golden.INTER_BLOCK
+    changed_tiles = {(y // b, x // b) for y, x in zip(*np.nonzero(ids != ref), strict=True)}
+    assert 0 < len(changed_tiles) < -(-12 // b) * -(-16 // b)
+
+
+def test_golden_container():
+    golden = load_golden()
+    expected = golden.CONTAINER_FILE.read_bytes()
+    assert golden.golden_container_bytes() == expected, golden_message(golden)
+    header, out = read_container(golden.CONTAINER_FILE)
+    assert header == replace(golden.golden_header(), num_frames=len(golden.golden_frames()))
+    assert out == golden.golden_packets()
+    assert [p.is_inter for p in out] == [False, True, True, False, False, True]
+    assert len(out[2].payload) <= 4  # a static P-frame
+    intra, inter = golden.golden_prior(), golden.golden_inter_prior()
+    decoded: dict[int, np.ndarray] = {}
+    for p, (ids, _) in zip(out, golden.golden_frames(), strict=True):
+        shape = (p.grid_h, p.grid_w)
+        if p.is_inter:
+            decoded[p.seq] = decode_ids(p.payload, inter, shape, decoded[p.ref_seq])
+        else:
+            decoded[p.seq] = decode_ids(p.payload, intra, shape)
+        np.testing.assert_array_equal(decoded[p.seq], ids)
+
+
+V1_FROZEN = "the version 1 goldens are never regenerated: this build must read them exactly as they are"
+
+
+def test_golden_v1_packet():
+    """Decode only: the version 1 writer is gone, so the bytes cannot be made again, only read."""
+    golden = load_golden()
+    data = golden.V1_PACKET_FILE.read_bytes()
+    assert data[4] == 1 and len(data) == HEADER_SIZE_V1 + 192, V1_FROZEN
+    p = decode_packet(data, known_fingerprints={golden.FINGERPRINT}, num_layers=2)
+    assert replace(p, payload=b"") == golden.golden_v1_packets()[0], V1_FROZEN
+    ids = decode_ids(p.payload, golden.golden_prior(), (p.grid_h, p.grid_w))
+    np.testing.assert_array_equal(ids, golden.golden_grids()[0], err_msg=V1_FROZEN)
+
+
+def test_golden_v1_container():
+    golden = load_golden()
+    header, out = read_container(golden.V1_CONTAINER_FILE)
+    assert header == golden.golden_v1_header(), V1_FROZEN
+    assert [replace(p, payload=b"") for p in out] == golden.golden_v1_packets(), V1_FROZEN
+    for p, grid in zip(out, golden.golden_grids(), strict=True):
+        np.testing.assert_array_equal(decode_ids(p.payload, golden.golden_prior(), grid.shape), grid, V1_FROZEN)
+    assert out[0].payload == decode_packet(golden.V1_PACKET_FILE.read_bytes()).payload
+
+
+def test_golden_files_are_all_known():
+    golden = load_golden()
+    files = {golden.PACKET_FILE, golden.INTER_PACKET_FILE, golden.CONTAINER_FILE, golden.V1_PACKET_FILE,
+             golden.V1_CONTAINER_FILE}  # fmt: skip
+    assert set(golden.EXPECTED.iterdir()) == files
