@@ -1,0 +1,343 @@
+"""The inter prior: the ids of a P-frame coded conditionally on the ids of its reference frame, at the same layer.
+
+numpy only, like :mod:`edgecodec.priors`; :mod:`edgecodec.entropy` drives it through the
+:class:`~edgecodec.priors.SequentialPrior` interface with ``previous`` = the reference's id grid. Every table is an
+integer array (counted on video and stored in the model file, or counted in the payload), so DESIGN principle 1
+holds: a GPU sender and a CPU receiver build bit-identical probabilities.
+
+A P-frame's grid is coded in five steps, each a handful of vectorised constriction calls (no Python loop over rows or
+positions, so the whole grid costs a few milliseconds):
+
+1. **Changed blocks.** The grid is cut into ``block x block`` tiles. The number ``nb`` of tiles holding any id that
+   differs from the reference is coded (:func:`count_segments`), then one flag per tile with the two-entry table
+   ``[Nb - nb, nb]``: the flags cost what their empirical entropy says, and a still frame costs only the count.
+2. **Changed positions.** Inside changed tiles, each position is a *same as reference* / *changed* flag, in three
+   classes by the reference's texture (how many of its four neighbours hold another id: 0, 1-2, 3-4; flicker lives
+   on edges). Per class, the number of changed positions is coded, then the flags with the table
+   ``[N_c - n_c, n_c]``.
+3. **Modes.** A changed position copies the reference at one of four offsets (left, up, right, down: motion by one
+   grid step), the first in that order whose reference id equals it, or is NEW. The mode is coded with a counted
+   table per context; the context is the set of offsets that can be copied at all (inside the grid and holding
+   another id than the reference at the position itself): 16 contexts of 5 modes.
+4. **NEW ids**, with one counted table of the ids that P-frames introduce.
+
+Positions are taken in row-major order everywhere. The decoder checks every count and mode against what the encoder
+can produce, so a corrupt payload raises :class:`~edgecodec.errors.BitstreamError`.
+
+Stored tables per layer ``l`` (int64, covered by the model fingerprint): ``prior_inter_mode.l`` (16, 5),
+``prior_inter_new.l`` (K,), ``prior_inter_param.l`` = ``[version, block]``. They are counted by
+:class:`InterCounter` (``tools/count_inter_priors.py``). Source: the inter-frame issue (#11), docs/bitstream.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+
+from edgecodec.errors import BitstreamError
+from edgecodec.priors import Segment, SymbolReader, Tables, smooth_counts, smooth_rows
+
+__all__ = [
+    "INTER_OFFSETS",
+    "InterCounter",
+    "InterPrior",
+    "count_segments",
+    "has_inter_tables",
+    "inter_tables",
+    "mode_contexts",
+    "modes",
+]
+
+INTER_OFFSETS = ((0, -1), (-1, 0), (0, 1), (1, 0))
+"""Reference offsets (dy, dx) a changed id may copy, in priority order: modes 0..3; mode 4 is NEW."""
+NEW = len(INTER_OFFSETS)
+NUM_CONTEXTS = 1 << len(INTER_OFFSETS)
+TEXTURE_CLASS = np.array([0, 1, 1, 2, 2], np.int64)  # reference neighbours with another id (0..4) -> class
+NUM_CLASSES = 3
+DEFAULT_BLOCK = 4
+_PARAM_VERSION = 1
+_ALPHA = 4  # pseudo-counts of the overall mode distribution added to each context's counts
+_PREFIX = "inter_"
+_BIT = Tables(np.array([1, 1], np.uint32))  # a uniform bit
+
+
+# ---- counts -----------------------------------------------------------------------------------------------------
+def count_segments(n: int, limit: int) -> list[Segment]:
+    """Segments coding an integer ``0 <= n <= limit`` (``limit`` known to the decoder): its bit length with a
+    uniform table over ``0..limit.bit_length()``, then the bits below the leading one, uniform. ~4 bits for 0."""
+    if limit == 0:
+        return []
+    length = int(n).bit_length()
+    table = Tables._unchecked(np.ones(int(limit).bit_length() + 1, np.uint32))
+    out = [Segment(table, 0, np.array([length], np.int64))]
+    if length > 1:
+        bits = (n >> np.arange(length - 2, -1, -1)) & 1
+        out.append(Segment(_BIT, 0, bits.astype(np.int64)))
+    return out
+
+
+def read_count(read: SymbolReader, limit: int, what: str) -> int:
+    """Inverse of :func:`count_segments`; a count above ``limit`` is a corrupt payload."""
+    if limit == 0:
+        return 0
+    table = Tables._unchecked(np.ones(int(limit).bit_length() + 1, np.uint32))
+    length = int(read(table, 0, 1)[0])
+    if length <= 1:
+        n = length
+    else:
+        bits = read(_BIT, 0, length - 1).astype(np.int64)
+        n = int((1 << (length - 1)) + (bits << np.arange(length - 2, -1, -1)).sum())
+    if n > limit:
+        raise BitstreamError(f"corrupt inter payload: {n} {what} of at most {limit}")
+    return n
+
+
+def _flag_table(n: int, total: int) -> Tables:
+    return Tables._unchecked(np.array([total - n, n], np.uint32))
+
+
+def _flags_segments(flags: np.ndarray) -> list[Segment]:
+    """A boolean vector: its count of ones, then (unless all equal) the flags with the empirical two-entry table."""
+    total, n = int(flags.size), int(np.count_nonzero(flags))
+    out = count_segments(n, total)
+    if 0 < n < total:
+        out.append(Segment(_flag_table(n, total), 0, flags.astype(np.int64)))
+    return out
+
+
+def _read_flags(read: SymbolReader, total: int, what: str) -> np.ndarray:
+    n = read_count(read, total, what)
+    if n in (0, total):
+        return np.full(total, n == total)
+    flags = read(_flag_table(n, total), 0, total).astype(bool)
+    if int(np.count_nonzero(flags)) != n:
+        raise BitstreamError(f"corrupt inter payload: {what} flags do not add up to their count")
+    return flags
+
+
+# ---- the statistics of one P-frame -------------------------------------------------------------------------------
+_POPCOUNT = np.array([bin(i).count("1") for i in range(NUM_CONTEXTS)], np.int64)
+
+
+def mode_contexts(ref: np.ndarray) -> np.ndarray:
+    """``(h, w)`` uint8 context of every position: bit j set when offset j of :data:`INTER_OFFSETS` can be copied
+    there (inside the grid, and the reference holds another id there than at the position itself): 0..15."""
+    ref = np.asarray(ref)
+    horizontal = ref[:, 1:] != ref[:, :-1]  # (h, w - 1): x differs from x + 1
+    vertical = ref[1:, :] != ref[:-1, :]  # (h - 1, w): y differs from y + 1
+    ctx = np.zeros(ref.shape, np.uint8)
+    ctx[:, 1:] |= horizontal.view(np.uint8)  # left
+    ctx[1:, :] |= vertical.view(np.uint8) << 1  # up
+    ctx[:, :-1] |= horizontal.view(np.uint8) << 2  # right
+    ctx[:-1, :] |= vertical.view(np.uint8) << 3  # down
+    return ctx
+
+
+def texture_classes(contexts: np.ndarray) -> np.ndarray:
+    """Class 0..2 of positions by how many reference neighbours hold another id, from their :func:`mode_contexts`."""
+    return TEXTURE_CLASS[_POPCOUNT[contexts]]
+
+
+def _neighbours_at(ref: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(4, k)`` reference ids at :data:`INTER_OFFSETS` of positions ``(ys, xs)`` (-1 outside the grid), and
+    whether each can be copied."""
+    h, w = ref.shape
+    nb = np.full((len(INTER_OFFSETS), ys.size), -1, np.int64)
+    for j, (dy, dx) in enumerate(INTER_OFFSETS):
+        y, x = ys + dy, xs + dx
+        inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+        nb[j, inside] = ref[y[inside], x[inside]]
+    return nb, (nb >= 0) & (nb != ref[ys, xs])
+
+
+def _modes_at(ids: np.ndarray, nb: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Modes of changed positions with values ``ids`` (k,), given their neighbours: first copyable offset whose
+    reference id is equal, else NEW."""
+    out = np.full(ids.shape, NEW, np.int64)
+    for j in reversed(range(len(INTER_OFFSETS))):
+        out[usable[j] & (nb[j] == ids)] = j
+    return out
+
+
+def modes(ids: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``(h, w)`` mode of every position: -1 where ``ids`` equals the reference, else the first offset whose
+    reference id is equal (and can be copied), else :data:`NEW` (4)."""
+    ids, ref = np.asarray(ids), np.asarray(ref)
+    out = np.full(ids.shape, -1, np.int64)
+    ys, xs = np.nonzero(ids != ref)
+    out[ys, xs] = _modes_at(ids[ys, xs], *_neighbours_at(ref, ys, xs))
+    return out
+
+
+def _block_grid(shape: tuple[int, int], block: int) -> tuple[int, int]:
+    return -(-shape[0] // block), -(-shape[1] // block)
+
+
+def _block_of(shape: tuple[int, int], block: int) -> np.ndarray:
+    """``(h, w)`` row-major index of the tile each position lies in."""
+    h, w = shape
+    _, bw = _block_grid(shape, block)
+    return (np.arange(h)[:, None] // block) * bw + np.arange(w)[None, :] // block
+
+
+# ---- the prior ---------------------------------------------------------------------------------------------------
+class InterPrior:
+    """P-frame coding of id grids against a reference grid (module docstring); a
+    :class:`~edgecodec.priors.SequentialPrior` whose ``previous`` is required.
+
+    ``mode_counts``: (16, 5) int counts of the modes per context; ``new_counts``: (K,) int counts of NEW ids;
+    ``block``: tile side in ids (1..64). Raises ValueError for tables of the wrong shape or sign.
+    """
+
+    def __init__(self, mode_counts: np.ndarray, new_counts: np.ndarray, block: int = DEFAULT_BLOCK) -> None:
+        mode_counts, new_counts = np.asarray(mode_counts), np.asarray(new_counts)
+        if mode_counts.shape != (NUM_CONTEXTS, NEW + 1):
+            raise ValueError(f"inter mode counts must have shape {(NUM_CONTEXTS, NEW + 1)}, got {mode_counts.shape}")
+        if new_counts.ndim != 1 or new_counts.size < 2:
+            raise ValueError(f"inter NEW counts must have shape (K,), got {new_counts.shape}")
+        if not 1 <= int(block) <= 64:
+            raise ValueError(f"inter block must be in 1..64, got {block}")
+        if (mode_counts >= 1 << 40).any() or (new_counts >= 1 << 40).any():
+            raise ValueError("inter counts must be below 2**40")
+        self.block = int(block)
+        self.num_ids = int(new_counts.size)
+        parent = smooth_counts(mode_counts.sum(0))
+        blended = mode_counts.astype(np.int64) * (1 << 16) + _ALPHA * parent.astype(np.int64)
+        self.mode_tables = Tables(smooth_rows(blended))
+        self.new_table = Tables(smooth_counts(new_counts))
+        self.new_bits = -np.log2(self.new_table.probabilities[0])
+        """``(K,)`` float64: ideal bits of each id as a NEW id (the replenishment decision's rate estimate)."""
+
+    @classmethod
+    def from_tensors(cls, tensors: Mapping[str, np.ndarray]) -> InterPrior:
+        """From a model file's ``inter_mode``, ``inter_new``, ``inter_param`` tables; ValueError if they do not fit."""
+        missing = {"inter_mode", "inter_new", "inter_param"} - set(tensors)
+        if missing:
+            raise ValueError(f"inter prior tables missing: {', '.join(sorted(missing))}")
+        param = np.asarray(tensors["inter_param"])
+        if param.shape != (2,) or int(param[0]) != _PARAM_VERSION:
+            raise ValueError(f"unknown inter prior parameters {param.tolist()} (expected version {_PARAM_VERSION})")
+        for name in ("inter_mode", "inter_new"):
+            t = np.asarray(tensors[name])
+            if not np.issubdtype(t.dtype, np.integer) or (t < 0).any():
+                raise ValueError(f"inter prior table {name!r} must hold non-negative integers")
+        return cls(tensors["inter_mode"], tensors["inter_new"], int(param[1]))
+
+    def __repr__(self) -> str:
+        return f"InterPrior(num_ids={self.num_ids}, block={self.block})"
+
+    def _reference(self, previous: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+        if previous is None:
+            raise ValueError("the inter prior codes against a reference grid: previous is required")
+        ref = np.asarray(previous)
+        if ref.shape != tuple(shape) or not np.issubdtype(ref.dtype, np.integer):
+            raise ValueError(f"reference grid {ref.shape} ({ref.dtype}) does not match an integer grid {tuple(shape)}")
+        ref = ref.astype(np.int64, copy=False)
+        if ref.size and (ref.min() < 0 or ref.max() >= self.num_ids):
+            raise ValueError(f"reference ids must lie in [0, {self.num_ids})")
+        return ref
+
+    def _tiles(self, shape: tuple[int, int]) -> tuple[np.ndarray, int]:
+        return _block_of(shape, self.block).ravel(), int(np.prod(_block_grid(shape, self.block)))
+
+    def segments(self, ids: np.ndarray, previous: np.ndarray | None = None) -> Iterator[Segment]:
+        ids = np.asarray(ids).astype(np.int64)
+        ref = self._reference(previous, ids.shape)
+        flat = (ids != ref).ravel()
+        tile, nb = self._tiles(ids.shape)
+        tiles = np.bincount(tile[flat], minlength=nb) > 0
+        yield from _flags_segments(tiles)
+        inside = tiles[tile]
+        ctx = mode_contexts(ref).ravel()
+        cls = texture_classes(ctx)
+        for c in range(NUM_CLASSES):
+            yield from _flags_segments(flat[inside & (cls == c)])
+        if flat.any():
+            ys, xs = np.divmod(np.flatnonzero(flat), ids.shape[1])
+            values = ids[ys, xs]
+            mode = _modes_at(values, *_neighbours_at(ref, ys, xs))
+            yield Segment(self.mode_tables, ctx[flat].astype(np.int64), mode)
+            new = values[mode == NEW]
+            if new.size:
+                yield Segment(self.new_table, 0, new)
+
+    def decode(self, shape: tuple[int, int], read: SymbolReader, previous: np.ndarray | None = None) -> np.ndarray:
+        ref = self._reference(previous, shape)
+        tile, nb = self._tiles(shape)
+        tiles = _read_flags(read, nb, "changed tiles")
+        inside = tiles[tile]
+        ctx = mode_contexts(ref).ravel()
+        cls = texture_classes(ctx)
+        flat = np.zeros(ref.size, bool)
+        for c in range(NUM_CLASSES):
+            sel = inside & (cls == c)
+            flat[sel] = _read_flags(read, int(np.count_nonzero(sel)), "changed positions")
+        if not np.array_equal(np.bincount(tile[flat], minlength=nb) > 0, tiles):
+            raise BitstreamError("corrupt inter payload: a changed tile holds no changed id")
+        ids = ref.copy()
+        k = int(np.count_nonzero(flat))
+        if not k:
+            return ids
+        mode = read(self.mode_tables, ctx[flat].astype(np.int64), k).astype(np.int64)
+        ys, xs = np.divmod(np.flatnonzero(flat), shape[1])
+        nbs, usable = _neighbours_at(ref, ys, xs)
+        copy = mode < NEW
+        cols = np.flatnonzero(copy)
+        if not usable[mode[cols], cols].all():
+            raise BitstreamError("corrupt inter payload: a copy from a reference neighbour that cannot be copied")
+        values = np.empty(k, np.int64)
+        values[cols] = nbs[mode[cols], cols]
+        if cols.size < k:
+            values[~copy] = read(self.new_table, 0, k - cols.size)
+        if (values == ref[ys, xs]).any() or not np.array_equal(_modes_at(values, nbs, usable), mode):
+            raise BitstreamError("corrupt inter payload: ids that the encoder cannot produce")
+        ids[ys, xs] = values
+        return ids
+
+
+# ---- counting -----------------------------------------------------------------------------------------------------
+class InterCounter:
+    """Counts the statistics of the inter prior over (P-frame ids, reference ids) pairs of one layer."""
+
+    def __init__(self, num_ids: int, block: int = DEFAULT_BLOCK) -> None:
+        self.num_ids, self.block = int(num_ids), int(block)
+        self.mode = np.zeros((NUM_CONTEXTS, NEW + 1), np.int64)
+        self.new = np.zeros(self.num_ids, np.int64)
+        self.frames = 0
+        self.positions = 0
+        self.changed = 0
+
+    def add(self, ids: np.ndarray, ref: np.ndarray) -> None:
+        """Count one P-frame: ``ids`` coded against ``ref`` (both (h, w) ints in [0, K))."""
+        ids, ref = np.asarray(ids).astype(np.int64), np.asarray(ref).astype(np.int64)
+        if ids.shape != ref.shape or ids.ndim != 2 or ids.size == 0:
+            raise ValueError(f"ids {ids.shape} and reference {ref.shape} must be equal non-empty 2-d grids")
+        for a in (ids, ref):
+            if a.min() < 0 or a.max() >= self.num_ids:
+                raise ValueError(f"ids must lie in [0, {self.num_ids})")
+        changed = ids != ref
+        ys, xs = np.nonzero(changed)
+        mode = _modes_at(ids[ys, xs], *_neighbours_at(ref, ys, xs))
+        ctx = mode_contexts(ref)[ys, xs].astype(np.int64)
+        self.mode += np.bincount(ctx * (NEW + 1) + mode, minlength=self.mode.size).reshape(self.mode.shape)
+        self.new += np.bincount(ids[ys, xs][mode == NEW], minlength=self.num_ids)
+        self.frames += 1
+        self.positions += ids.size
+        self.changed += int(np.count_nonzero(changed))
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """The tables a model file stores for :meth:`InterPrior.from_tensors`."""
+        param = np.array([_PARAM_VERSION, self.block], np.int64)
+        return {"inter_mode": self.mode.copy(), "inter_new": self.new.copy(), "inter_param": param}
+
+
+def has_inter_tables(tables: Mapping[str, np.ndarray]) -> bool:
+    return any(name.startswith(_PREFIX) for name in tables)
+
+
+def inter_tables(tables: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Split a layer's stored prior tables into (intra tables, inter tables)."""
+    intra = {k: v for k, v in tables.items() if not k.startswith(_PREFIX)}
+    inter = {k: v for k, v in tables.items() if k.startswith(_PREFIX)}
+    return intra, inter

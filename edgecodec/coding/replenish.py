@@ -1,0 +1,82 @@
+"""Conditional replenishment: which ids of a P-frame to update, and which to keep from the reference.
+
+Where the encoder's best id differs from the reference id, switching costs bits (a changed flag, a mode and usually a
+NEW id) and buys distortion. The sender keeps the reference id unless switching lowers the latent distortion by more
+than ``lam`` times the bits it costs (Mann, Mitchell et al.'s conditional replenishment, here as a rate-distortion
+test in latent space, DESIGN.md "Inter frames"). A still scene then costs almost nothing, and ids stop flickering.
+
+Distortion is the squared distance between the unit encoder output z_e and the code (what the encoder's nearest-code
+search minimises, so ``lam`` = 0 keeps exactly the encoder's ids), summed over the D channels of a position and
+scaled by the mean of 1/std^2 of the layer's z_e, the scale of its quantisation error ``qerr``; ``lam`` is in those
+units per bit. ``tools/sweep_lambda.py`` measured the default (rate presets' ``replenish_lambda``, docs/inter.md).
+Nothing here reaches the entropy coder's probabilities: the ids it returns are coded like any other ids, so the
+receiver decodes exactly what the sender chose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SWITCH_FLAG_BITS", "LayerCodes", "Replenished", "replenish"]
+
+SWITCH_FLAG_BITS = 2.0
+"""Bits charged to a switch beyond its NEW id: the changed flag, its tile and its mode (an estimate, measured
+on the counting clips at 1-3 bits; tools/count_inter_priors.py prints it)."""
+
+
+@dataclass(frozen=True)
+class LayerCodes:
+    """What the decision needs of one layer: ``codes`` (K, D) float32 unit codes, ``inv_std`` (D,) float32 (1 / the
+    running std of z_e; its mean square scales distortion), ``new_bits`` (K,) float64 ideal bits of each id as a NEW
+    id under the inter prior."""
+
+    codes: np.ndarray
+    inv_std: np.ndarray
+    new_bits: np.ndarray
+
+
+@dataclass(frozen=True)
+class Replenished:
+    """The P-frame's ids and what keeping reference ids cost in distortion.
+
+    ``ids``: (h, w) int64. ``kept_gain``: summed distortion (units of :mod:`replenish`'s docstring) that switching the
+    kept positions would have removed (<= 0 where the reference code was the better one). ``switched``/``kept``:
+    positions whose best id differed from the reference and were updated / kept."""
+
+    ids: np.ndarray
+    kept_gain: float
+    switched: int
+    kept: int
+
+
+def _distortion(z: np.ndarray, codes: np.ndarray, inv_std: np.ndarray) -> np.ndarray:
+    d = z - codes
+    return np.einsum("nd,nd->n", d, d) * float(np.mean(inv_std * inv_std))
+
+
+def replenish(best: np.ndarray, ref: np.ndarray, z: np.ndarray, layer: LayerCodes, lam: float) -> Replenished:
+    """Conditional replenishment of one grid.
+
+    ``best``: (h, w) int ids the encoder found; ``ref``: (h, w) int reference ids; ``z``: (h, w, D) float32 unit
+    encoder output (:meth:`~edgecodec.runtime.Backend.encode_latents`); ``lam`` >= 0 (0 switches wherever the best
+    code is nearer). Raises ValueError for mismatched shapes or a negative ``lam``.
+    """
+    best, ref = np.asarray(best), np.asarray(ref)
+    if best.shape != ref.shape or z.shape[:2] != best.shape or z.shape[2] != layer.codes.shape[1]:
+        raise ValueError(f"best {best.shape}, reference {ref.shape} and z {z.shape} do not fit together")
+    if not lam >= 0:
+        raise ValueError(f"lambda must be >= 0, got {lam}")
+    differ = best != ref
+    out = ref.astype(np.int64, copy=True)
+    if not differ.any():
+        return Replenished(out, 0.0, 0, 0)
+    zz = z[differ].astype(np.float32, copy=False)
+    b, r = best[differ], ref[differ]
+    gain = _distortion(zz, layer.codes[r], layer.inv_std) - _distortion(zz, layer.codes[b], layer.inv_std)
+    switch = gain > lam * (layer.new_bits[b] + SWITCH_FLAG_BITS)
+    ys, xs = np.nonzero(differ)
+    out[ys[switch], xs[switch]] = b[switch]
+    kept = ~switch
+    return Replenished(out, float(gain[kept].sum()), int(switch.sum()), int(kept.sum()))
