@@ -15,6 +15,9 @@ given by path. A preset is flat but for one optional table, and every key is opt
     step_up_fill = 0.0     # fraction of the bucket that must be spare before the budget allows a finer layer
     hold_frames = 4        # frames a coarser quality choice must persist before it is taken
     qerr_margin = 0.1      # relative hysteresis band around the thresholds
+    inter = true           # P-frames (inter coding in id space); false: every frame is a keyframe
+    keyframe_seconds = 2.0 # longest time between keyframes: bounds a late joiner's or a lossy link's wait
+    replenish_lambda = 0.04  # conditional replenishment: distortion a switched id must buy per bit it costs
 
     [model_qerr_thresholds]  # optional: thresholds calibrated for other models, by model name
     hqa5-cpu = [0.0, 0.03, 0.05, 0.08, 0.12]
@@ -36,6 +39,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from edgecodec.coding.gop import InterSettings
 from edgecodec.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -64,6 +68,9 @@ class RateConfig:
     step_up_fill: float = 0.0
     hold_frames: int = 4
     qerr_margin: float = 0.1
+    inter: bool = True
+    keyframe_seconds: float = 2.0
+    replenish_lambda: float = 0.04
     model_qerr_thresholds: dict[str, tuple[float, ...]] = field(default_factory=dict)
     _label: str = field(default="", repr=False, compare=False)
 
@@ -96,6 +103,12 @@ class RateConfig:
         _check_range(label, "hold_frames", self.hold_frames, 0, 1000)
         if not math.isfinite(self.qerr_margin) or not 0 <= self.qerr_margin < 1:
             raise ConfigError(f"{label}: 'qerr_margin' must be in [0, 1), got {self.qerr_margin}")
+        if not isinstance(self.inter, bool):
+            raise ConfigError(f"{label}: 'inter' must be true or false, got {self.inter!r}")
+        if not math.isfinite(self.keyframe_seconds) or not 0 < self.keyframe_seconds <= 3600:
+            raise ConfigError(f"{label}: 'keyframe_seconds' must be in (0, 3600], got {self.keyframe_seconds}")
+        if not math.isfinite(self.replenish_lambda) or not 0 <= self.replenish_lambda <= 1000:
+            raise ConfigError(f"{label}: 'replenish_lambda' must be in [0, 1000], got {self.replenish_lambda}")
 
     @property
     def unlimited(self) -> bool:
@@ -123,6 +136,10 @@ class RateConfig:
         them; else this preset unchanged."""
         row = self.model_qerr_thresholds.get(name)
         return self if row is None else replace(self, qerr_thresholds=row)
+
+    def inter_settings(self, intra_only: bool = False) -> InterSettings:
+        """The P-frame settings of this preset (``intra_only`` turns P-frames off)."""
+        return InterSettings(self.inter and not intra_only, self.keyframe_seconds, self.replenish_lambda)
 
     def with_kbps(self, kbps: float | None) -> RateConfig:
         """A copy with another budget (None keeps this one)."""
@@ -183,6 +200,10 @@ def _parse(data: dict[str, Any], name: str, label: str) -> RateConfig:
             kwargs[key] = rows
         elif key in ("min_layer", "max_layer", "fixed_layer", "hold_frames"):
             kwargs[key] = _as_int(label, key, value)
+        elif key == "inter":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{label}: 'inter' must be true or false, got {value!r}")
+            kwargs[key] = value
         else:
             kwargs[key] = _as_float(label, key, value)
     return RateConfig(**kwargs)
@@ -220,7 +241,7 @@ def load_rate_config(name_or_path: str, *, kbps: float | None = None) -> RateCon
 
 
 def add_rate_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--rate-config NAME|FILE`` and ``--kbps N``, as send, demo and profile take them."""
+    """``--rate-config NAME|FILE``, ``--kbps N`` and ``--intra-only``, as send, demo and profile take them."""
     parser.add_argument(
         "--rate-config",
         default="balanced",
@@ -228,3 +249,6 @@ def add_rate_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"rate preset ({', '.join(preset_names())}) or a .toml file (default balanced)",
     )
     parser.add_argument("--kbps", type=float, metavar="N", help="override the preset's budget (0 = unlimited)")
+    parser.add_argument(
+        "--intra-only", action="store_true", help="send every frame as a keyframe (no P-frames; the preset's inter)"
+    )

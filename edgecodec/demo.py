@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             errors: list[BaseException] = []
 
             def receive_done() -> bool:
-                return sent.is_set() and (receiver.received >= tx.stats.sent or time.monotonic() > drain_until[0])
+                return sent.is_set() and (receiver.arrived >= tx.stats.sent or time.monotonic() > drain_until[0])
 
             def receive() -> None:
                 try:
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 drain_until[0] = 0.0
                 thread.join()
                 raise ConfigError(f"the loopback receiver on {rx.endpoint} never subscribed")
-            sender = FrameSender(send_codec, controller, tx)
+            sender = FrameSender(send_codec, controller, tx, intra_only=ns.intra_only)
             sender.warm_up()
             send_meter = StreamMeter(interval_s=0)
             try:

@@ -53,6 +53,11 @@ class TrailingDataError(BitstreamError):
     """Bytes follow the last complete packet of a file."""
 
 
+class MissingReferenceError(EdgecodecError):
+    """A P-frame names a reference frame (session, sequence number, layer) that this decoder does not hold: it
+    cannot be decoded until the next keyframe. Not a corrupt packet."""
+
+
 class SinkError(EdgecodecError):
     """A display or recorder cannot be opened or written."""
 

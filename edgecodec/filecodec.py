@@ -5,7 +5,9 @@
 ``decode`` rebuilds the frames with the model the file names (looked up by fingerprint) and writes an image or a video,
 chosen by the output suffix. ``info`` describes a file without decoding it.
 
-Rates count whole packets (48-byte header + payload), i.e. what a stream of this file would send; the 32-byte file
+Videos are coded with P-frames by default (:mod:`edgecodec.coding.gop`; ``--intra-only`` turns them off); decoding
+runs through every packet in order, keeping the reference ids. Rates count whole packets (56-byte header + payload),
+i.e. what a stream of this file would send; the 32-byte file
 header is left out. Outputs are written to a hidden ``.NAME.part.SUFFIX`` file and renamed when complete, so a failure
 never leaves a half-written file under the requested name.
 """
@@ -33,16 +35,18 @@ from tqdm import tqdm
 
 from edgecodec import bitstream, zoo
 from edgecodec.capture import IMAGE_SUFFIXES, FrameSource, ImageFolderSource, VideoSource, parse_size
+from edgecodec.cliutil import non_negative, positive
 from edgecodec.codec import Codec
+from edgecodec.coding.gop import InterEncoder, InterSettings, ReferenceStore
 from edgecodec.container import ContainerHeader, ContainerReader, ContainerWriter
 from edgecodec.data import read_rgb
 from edgecodec.errors import (
     BitstreamError,
     ConfigError,
+    MissingReferenceError,
     SinkError,
     SourceError,
     UnknownModelError,
-    UnsupportedVersionError,
 )
 from edgecodec.runtime import BACKEND_HELP
 from edgecodec.sinks import VideoRecorder
@@ -64,13 +68,18 @@ class RateStats:
     pixels: int = 0
     layers: Counter = field(default_factory=Counter)
     sizes: Counter = field(default_factory=Counter)  # (w, h) -> frames
+    kinds: Counter = field(default_factory=Counter)  # "I" / "P" -> frames
+    kind_bytes: Counter = field(default_factory=Counter)  # "I" / "P" -> packet bytes
 
-    def add(self, layer: int, width: int, height: int, packet_bytes: int) -> None:
-        self.packet_bytes.append(packet_bytes)
-        self.payload_bytes += packet_bytes - bitstream.HEADER_SIZE
-        self.pixels += width * height
-        self.layers[layer] += 1
-        self.sizes[(width, height)] += 1
+    def add(self, packet: bitstream.Packet) -> None:
+        self.packet_bytes.append(packet.size)
+        self.payload_bytes += len(packet.payload)
+        self.pixels += packet.frame_w * packet.frame_h
+        self.layers[packet.layer] += 1
+        self.sizes[(packet.frame_w, packet.frame_h)] += 1
+        kind = "P" if packet.is_inter else "I"
+        self.kinds[kind] += 1
+        self.kind_bytes[kind] += packet.size
 
     @property
     def frames(self) -> int:
@@ -215,6 +224,18 @@ def _encode_parser() -> argparse.ArgumentParser:
     ap.add_argument("--frames", type=int, metavar="N", help="encode at most N frames")
     ap.add_argument("--size", metavar="WxH", help="resize frames to WxH (for raw .yuv: its frame size)")
     ap.add_argument("--fps", type=float, help="frame rate to record (default: the video's own; none for images)")
+    inter = InterSettings()
+    ap.add_argument("--intra-only", action="store_true", help="code every frame as a keyframe (no P-frames)")
+    ap.add_argument(
+        "--keyframe-seconds",
+        type=positive(float),
+        default=inter.keyframe_seconds,
+        metavar="S",
+        help=f"longest time between keyframes, in seconds of video (default {inter.keyframe_seconds:g})",
+    )
+    ap.add_argument("--lambda", dest="lam", type=non_negative(float), default=inter.lam, metavar="L",
+                    help="conditional replenishment: distortion a changed id must buy per bit "
+                    f"(default {inter.lam:g}; 0 updates every id that the encoder would change)")  # fmt: skip
     return ap
 
 
@@ -237,34 +258,51 @@ def main_encode(argv: Sequence[str] | None = None) -> int:
         is_video = not isinstance(source, _ImageSource)
         fps_num, fps_den = _fps_fraction(args.fps if args.fps is not None else source.native_fps)
         header = ContainerHeader(codec.fingerprint, codec.model.name, 0 if is_video else 1, fps_num, fps_den)
-        stats = _encode_frames(codec, source, args.layer, header, dst, progress=is_video)
+        settings = InterSettings(not args.intra_only, args.keyframe_seconds, args.lam)
+        stats = _encode_frames(codec, source, args.layer, header, dst, settings, progress=is_video)
     fps = header.fps
     rate = f", {stats.kbps(fps):.1f} kbps at {fps:.4g} fps" if fps else ""
+    kinds = f" ({stats.kinds['I']} I, {stats.kinds['P']} P)" if stats.frames > 1 else ""
     print(
-        f"{dst}: {stats.frames} frame{'s' * (stats.frames != 1)} {stats.size_text()} at layer {args.layer}, "
+        f"{dst}: {stats.frames} frame{'s' * (stats.frames != 1)}{kinds} {stats.size_text()} at layer {args.layer}, "
         f"{dst.stat().st_size} bytes, {stats.bpp():.4f} bpp{rate}"
     )
     return 0
 
 
 def _encode_frames(
-    codec: Codec, source: FrameSource, layer: int, header: ContainerHeader, dst: Path, progress: bool
+    codec: Codec,
+    source: FrameSource,
+    layer: int,
+    header: ContainerHeader,
+    dst: Path,
+    settings: InterSettings,
+    progress: bool,
 ) -> RateStats:
-    stats = RateStats()
+    stats, last = RateStats(), None
+    inter = InterEncoder(codec, settings)
+    fps = header.fps or DEFAULT_VIDEO_FPS  # the keyframe clock of an image folder (no frame rate)
     frames = _progress(source, source.frames, "encode") if progress else source
     with _atomic_output(dst) as part, ContainerWriter(part, header) as writer:
         for frame in frames:
             height, width = frame.rgb.shape[:2]
             if max(height, width) > bitstream.MAX_FRAME_SIDE:
                 raise SourceError(f"{source.name}: frame {width}x{height} exceeds {bitstream.MAX_FRAME_SIDE} pixels")
-            code = codec.encode(frame.rgb)
+            now = frame.index / fps
             timestamp_us = frame.index * 1_000_000 * header.fps_den // header.fps_num if header.fps_num else 0
+            code = codec.encode(frame.rgb, latents=inter.latents(now))
+            coded = inter.code(code, layer, now, seq=frame.index, timestamp_us=timestamp_us)
             try:
-                data = codec.packet(code, layer, seq=frame.index, timestamp_us=timestamp_us)
+                data = codec.packet_for(coded.ids.shape, layer, code.size, coded.payload, seq=frame.index,
+                                        timestamp_us=timestamp_us, ref_seq=coded.ref_seq,
+                                        timestamp_delta_us=coded.timestamp_delta_us)  # fmt: skip
             except ValueError as exc:  # e.g. an id grid beyond the packet limits
                 raise SourceError(f"{source.name}: frame {frame.index} cannot be packed: {exc}") from None
             writer.write_encoded(data)
-            stats.add(layer, width, height, len(data))
+            inter.sent(coded, frame.index, now, timestamp_us)
+            packet = bitstream.decode_packet(data)
+            last = bitstream.resolve(packet, last) if packet.is_inter else packet
+            stats.add(last)
         if not stats.frames:
             raise SourceError(f"{source.name} has no frames")
     return stats
@@ -290,12 +328,43 @@ def codec_for_file(
     return open_codec(found, backend, device)
 
 
+@dataclass
+class FrameDecoder:
+    """Decodes a file's packets in order, keeping the reference ids of P-frames. A P-frame whose reference is not
+    held (a file cut before it, or frames dropped by a sender) cannot be shown: :meth:`ids` returns None, the frame
+    counts as held, and :meth:`note` tells the user once."""
+
+    codec: Codec
+    references: ReferenceStore = field(default_factory=ReferenceStore)
+    held: int = 0
+
+    def ids(self, packet: bitstream.Packet) -> np.ndarray | None:
+        """Id grid of the next packet (resolved by the container reader), checked against the model as a packet off
+        the wire would be."""
+        try:
+            _, reference = self.references.resolve("file", packet)
+        except MissingReferenceError:
+            self.held += 1
+            return None
+        ids = self.codec.packet_ids(self.codec.check(packet), reference)
+        self.references.update("file", packet, ids)
+        return ids
+
+    def rgb(self, packet: bitstream.Packet, ids: np.ndarray) -> np.ndarray:
+        return self.codec.decode(ids, packet.layer, (packet.frame_h, packet.frame_w))
+
+    def note(self) -> None:
+        if self.held:
+            print(f"note: {self.held} P-frame(s) name a reference the file does not hold; the frame before them is "
+                  "repeated", file=sys.stderr)  # fmt: skip
+
+
 def decode_frame(codec: Codec, packet: bitstream.Packet) -> np.ndarray:
-    """RGB frame of a packet read from a file, checked against the model as a packet off the wire would be."""
+    """RGB frame of a keyframe read from a file (P-frames need :class:`FrameDecoder`)."""
     if packet.is_inter:
-        raise UnsupportedVersionError(f"packet {packet.seq} is inter-coded, which this build cannot decode")
-    _, rgb = codec.decode_packet(bitstream.encode_packet(packet))
-    return rgb
+        raise MissingReferenceError(f"packet {packet.seq} is a P-frame: decode the file in order (FrameDecoder)")
+    decoder = FrameDecoder(codec)
+    return decoder.rgb(packet, decoder.ids(packet))
 
 
 def _write_image(path: Path, rgb: np.ndarray) -> None:
@@ -356,41 +425,52 @@ def main_decode(argv: Sequence[str] | None = None) -> int:
 
 
 def _decode_video(codec: Codec, reader: ContainerReader, dst: Path) -> RateStats:
-    stats = RateStats()
+    stats, decoder, last = RateStats(), FrameDecoder(codec), None
     with _atomic_output(dst) as part:
         with VideoRecorder(part, fps=reader.header.fps or DEFAULT_VIDEO_FPS) as recorder:
             for packet in _progress(reader, reader.header.num_frames, "decode"):
-                recorder.write(decode_frame(codec, packet))
-                stats.add(packet.layer, packet.frame_w, packet.frame_h, bitstream.HEADER_SIZE + len(packet.payload))
+                ids = decoder.ids(packet)
+                last = decoder.rgb(packet, ids) if ids is not None else last
+                if last is not None:
+                    recorder.write(last)
+                stats.add(packet)
         if not stats.frames:
             raise SourceError("the file holds no frames")
+    decoder.note()
     return stats
 
 
 def _decode_images(codec: Codec, reader: ContainerReader, dst: Path) -> RateStats:
     """Every frame to its own image, named by ``dst % index``; each image is complete once it exists."""
-    stats = RateStats()
+    stats, decoder, last = RateStats(), FrameDecoder(codec), None
     for index, packet in enumerate(_progress(reader, reader.header.num_frames, "decode")):
-        path = dst.with_name(dst.name % index)
-        with _atomic_output(path) as part:
-            _write_image(part, decode_frame(codec, packet))
-        stats.add(packet.layer, packet.frame_w, packet.frame_h, bitstream.HEADER_SIZE + len(packet.payload))
+        ids = decoder.ids(packet)
+        last = decoder.rgb(packet, ids) if ids is not None else last
+        if last is not None:
+            with _atomic_output(dst.with_name(dst.name % index)) as part:
+                _write_image(part, last)
+        stats.add(packet)
+    decoder.note()
     return stats
 
 
 def _decode_one_image(codec: Codec, reader: ContainerReader, dst: Path, frame: int | None) -> RateStats:
-    """Frame ``frame`` (default 0) to ``dst``. Every packet is still read and checked, so a damaged file fails."""
-    stats, wanted = RateStats(), None
+    """Frame ``frame`` (default 0) to ``dst``. Every packet is still read and checked, so a damaged file fails; the
+    ids of the frames before it are decoded too (P-frames need their references), the pixels of one frame only."""
+    stats, decoder, wanted = RateStats(), FrameDecoder(codec), None
     for index, packet in enumerate(reader):
+        ids = decoder.ids(packet)
         if index == (frame or 0):
-            wanted = packet
-        stats.add(packet.layer, packet.frame_w, packet.frame_h, bitstream.HEADER_SIZE + len(packet.payload))
+            if ids is None:
+                raise MissingReferenceError(f"frame {index} is a P-frame whose reference the file does not hold")
+            wanted = packet, ids
+        stats.add(packet)
     if not stats.frames:
         raise SourceError("the file holds no frames")
     if wanted is None:
         raise ConfigError(f"--frame {frame}: the file holds frames 0..{stats.frames - 1}")
     with _atomic_output(dst) as part:
-        _write_image(part, decode_frame(codec, wanted))
+        _write_image(part, decoder.rgb(*wanted))
     if frame is None and stats.frames > 1:
         print(
             f"note: the file holds {stats.frames} frames; wrote frame 0 only (use --frame K, an image name with "
@@ -398,7 +478,7 @@ def _decode_one_image(codec: Codec, reader: ContainerReader, dst: Path, frame: i
             file=sys.stderr,
         )
     stats = RateStats()
-    stats.add(wanted.layer, wanted.frame_w, wanted.frame_h, bitstream.HEADER_SIZE + len(wanted.payload))
+    stats.add(wanted[0])
     return stats
 
 
@@ -410,7 +490,7 @@ def file_info(path: str | Path) -> dict[str, Any]:
     with _naming(path), _open_reader(path) as reader:
         header = reader.header
         for packet in reader:
-            stats.add(packet.layer, packet.frame_w, packet.frame_h, bitstream.HEADER_SIZE + len(packet.payload))
+            stats.add(packet)
             grids[(packet.layer, packet.grid_w, packet.grid_h)] += 1
     held = find_model(header.fingerprint, header.model_name)
     bits = [8 * b for b in stats.packet_bytes]
@@ -429,6 +509,14 @@ def file_info(path: str | Path) -> dict[str, Any]:
         "frame_sizes": {f"{w}x{h}": n for (w, h), n in sorted(stats.sizes.items())},
         "layers": {str(layer): n for layer, n in sorted(stats.layers.items())},
         "grids": {f"layer {layer}: {w}x{h}": n for (layer, w, h), n in sorted(grids.items())},
+        "frame_types": {
+            kind: {
+                "frames": stats.kinds[kind],
+                "bytes": stats.kind_bytes[kind],
+                "bits_per_frame": 8 * stats.kind_bytes[kind] / stats.kinds[kind] if stats.kinds[kind] else None,
+            }
+            for kind in ("I", "P")
+        },  # fmt: skip
         "packet_bytes": sum(stats.packet_bytes),
         "payload_bytes": stats.payload_bytes,
         "bits_per_frame": {"mean": float(np.mean(bits)), "min": min(bits), "max": max(bits)} if bits else None,
@@ -444,7 +532,12 @@ def _format_info(info: dict[str, Any]) -> str:
     fps = f"{info['fps']:.4g} fps ({info['fps_fraction'][0]}/{info['fps_fraction'][1]})" if info["fps"] else "unknown"
     size = ", ".join(f"{s} x{n}" if len(sizes) > 1 else s for s, n in sizes.items())
     layers = ", ".join(f"{layer}: {n} frame{'s' * (n != 1)}" for layer, n in info["layers"].items())
-    bits = f"mean {bpf['mean']:.1f}, min {bpf['min']}, max {bpf['max']} (48-byte packet header included)" if bpf else ""
+    bits = f"mean {bpf['mean']:.1f}, min {bpf['min']}, max {bpf['max']} (packet header included)" if bpf else ""
+    types = ", ".join(
+        f"{kind}: {t['frames']} frames, {8 * t['bytes']} bits"
+        + (f" ({t['bits_per_frame']:.0f}/frame)" if t["frames"] else "")
+        for kind, t in info["frame_types"].items()
+    )
     kbps = f"{info['kbps']:.1f} at {info['fps']:.4g} fps" if info["kbps"] is not None else "- (no frame rate)"
     total = f"{info['bytes']} bytes ({info['packet_bytes']} in packets, {info['payload_bytes']} of them payload)"
     rows = [
@@ -454,6 +547,7 @@ def _format_info(info: dict[str, Any]) -> str:
         ("frame rate", fps),
         ("frame size", size or "-"),
         ("layers", layers or "-"),
+        ("frame types", types),
         ("bits/frame", bits or "-"),
         ("bpp", f"{info['bpp']:.4f} (payload only {info['payload_bpp']:.4f})"),
         ("kbps", kbps),

@@ -3,9 +3,12 @@
 * **Streams.** Any number of senders may feed one receiver; the transport's stream id (the topic) tells them apart,
   and each packet's 32-bit ``stream_id`` must be the CRC-32 of that name (:func:`edgecodec.transport.stream_number`).
 * **Gaps and sessions.** Within a stream, sequence numbers count the sender's frames. A step forward by ``1 + k``
-  means ``k`` frames were lost (dropped by the sender or on the way). A step backwards (modulo 2**32) means the sender
-  restarted: a new session begins and nothing is counted as lost. So a receiver may start before or after its senders
-  and survives their restarts.
+  means ``k`` frames were lost (dropped by the sender or on the way). Every sender start draws a new session id
+  (packet format 2; for version 1 packets a step backwards modulo 2**32 tells a restart): a new session begins and
+  nothing is counted as lost. So a receiver may start before or after its senders and survives their restarts.
+* **P-frames** decode against the ids of the frame they name (:class:`~edgecodec.coding.gop.ReferenceStore`). After a
+  loss, or when joining late, the receiver holds its last good picture until the next keyframe, and counts the
+  frames it could not show as *held* (lost ones included): frames shown + held = frames sent.
 * **Latency** is glass to glass: the time the frame has been shown or written, minus the capture time in the packet
   (one clock when both ends run on one machine; across machines it needs synchronised clocks, e.g. PTP or NTP).
 * **Bad packets** (corrupt, foreign model, wrong stream number) are counted and reported, never fatal.
@@ -14,7 +17,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,10 +31,11 @@ from edgecodec import bitstream
 from edgecodec.capture import wall_clock_us
 from edgecodec.cliutil import positive, sigterm_as_interrupt
 from edgecodec.codec import Codec
-from edgecodec.errors import BitstreamError, ConfigError, EdgecodecError
+from edgecodec.coding.gop import ReferenceStore
+from edgecodec.errors import BitstreamError, ConfigError, EdgecodecError, MissingReferenceError
 from edgecodec.runtime import BACKEND_HELP
 from edgecodec.sinks import DisplaySink, NullSink, Sink, VideoRecorder, display_available, draw_label
-from edgecodec.timing import StageTimer, StatsLog, StreamMeter
+from edgecodec.timing import StageTimer, StatsLog, StreamMeter, frame_hash
 from edgecodec.transport import (
     Message,
     Receiver,
@@ -55,22 +58,28 @@ class StreamState:
     name: str
     number: int
     last_seq: int | None = None
+    session: int | None = None
     sessions: int = 0
-    received: int = 0
+    received: int = 0  # frames decoded and shown
+    held: int = 0  # frames not shown: lost on the way, or P-frames whose reference is missing
     gaps: int = 0  # frames missing between received ones, summed over sessions
     bad: int = 0
+    keyframes: int = 0
+    inter: int = 0
     layers: dict[int, int] = field(default_factory=dict)
 
-    def track(self, seq: int) -> tuple[int, bool]:
-        """Account for sequence number ``seq``: (frames missing just before it, whether it starts a new session)."""
-        if self.last_seq is None:
+    def track(self, seq: int, session: int | None = None) -> tuple[int, bool]:
+        """Account for sequence number ``seq`` of sender session ``session`` (None: version 1 packets, where only a
+        step backwards tells a restart): (frames missing just before it, whether it starts a new session)."""
+        if self.last_seq is None or (session is not None and session != self.session):
             gap, new = 0, True
         else:
             step = (seq - self.last_seq - 1) % SEQ_MOD
             gap, new = (step, False) if step < MAX_GAP else (0, True)
-        self.last_seq = seq
+        self.last_seq, self.session = seq, session
         self.sessions += new
         self.gaps += gap
+        self.held += gap
         return gap, new
 
 
@@ -87,19 +96,17 @@ class Decoded:
     new_session: bool
 
 
-def frame_hash(array: np.ndarray) -> str:
-    """A short digest of a decoded frame or an id grid (stats records; tests compare them with an offline decode)."""
-    return hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=8).hexdigest()
-
-
 class FrameReceiver:
-    """Parses, checks and decodes packets, and keeps per-stream state (gaps, sessions, counters)."""
+    """Parses, checks and decodes packets, and keeps per-stream state (gaps, sessions, counters, the reference ids
+    of P-frames: :class:`~edgecodec.coding.gop.ReferenceStore`)."""
 
     def __init__(self, codec: Codec, timer: StageTimer | None = None) -> None:
         self.codec = codec
         self.timer = timer or StageTimer()
         self.streams: dict[str, StreamState] = {}
+        self.references = ReferenceStore()
         self.bad = 0
+        self.arrived = 0  # messages handled: decoded, held or bad
 
     def warm_up(self) -> None:
         """Decode a small blank grid of every layer once, so first-call costs do not land on the first frame."""
@@ -112,33 +119,56 @@ class FrameReceiver:
             state = self.streams[name] = StreamState(name, stream_number(name))
         return state
 
+    def _bad(self, state: StreamState) -> None:
+        state.bad += 1
+        self.bad += 1
+
     def decode(self, message: Message, stages: Callable[[str], Any]) -> Decoded:
-        """Decode one message; a bad packet raises (:class:`EdgecodecError` or ValueError) and is counted."""
+        """Decode one message. A bad packet raises (:class:`EdgecodecError` or ValueError) and is counted as bad; a
+        P-frame whose reference is not held raises :class:`MissingReferenceError` and is counted as held."""
+        self.arrived += 1
         state = self.stream(message.stream)
         try:
             with stages("parse"):
                 packet = self.codec.parse(message.packet)
-                if packet.stream_id != state.number:
+                if packet.resolved and packet.stream_id != state.number:
                     raise BitstreamError(
                         f"packet stream number {packet.stream_id:08x} is not that of stream {state.name!r} "
                         f"({state.number:08x})"
                     )
+        except (EdgecodecError, ValueError):
+            self._bad(state)
+            raise
+        gap, new = state.track(packet.seq, packet.session_id if packet.version >= 2 else None)
+        try:
+            packet, reference = self.references.resolve(state.name, packet)
+        except MissingReferenceError:
+            state.held += 1
+            raise
+        try:
+            self.codec.check(packet)
             with stages("entropy"):
-                ids = self.codec.packet_ids(packet)
+                ids = self.codec.packet_ids(packet, reference)
             with stages("decode"):
                 rgb = self.codec.decode(ids, packet.layer, (packet.frame_h, packet.frame_w))
         except (EdgecodecError, ValueError):
-            state.bad += 1
-            self.bad += 1
+            self._bad(state)
+            self.references.forget(state.name)
             raise
-        gap, new = state.track(packet.seq)
+        self.references.update(state.name, packet, ids)
         state.received += 1
+        state.inter += packet.is_inter
+        state.keyframes += not packet.is_inter
         state.layers[packet.layer] = state.layers.get(packet.layer, 0) + 1
         return Decoded(state, packet, ids, rgb, len(message.packet) * 8, gap, new)
 
     @property
     def received(self) -> int:
         return sum(s.received for s in self.streams.values())
+
+    @property
+    def held(self) -> int:
+        return sum(s.held for s in self.streams.values())
 
     @property
     def gaps(self) -> int:
@@ -211,7 +241,7 @@ def receive_frames(
     reported: set[tuple[str, str]] = set()
     try:
         while not should_stop():
-            if frames is not None and receiver.received >= frames:
+            if frames is not None and receiver.arrived >= frames:
                 return f"{frames} frames received"
             wait_ms = 200
             if timeout_s is not None:
@@ -228,12 +258,21 @@ def receive_frames(
             stages = receiver.timer.frame()
             try:
                 decoded = receiver.decode(message, stages)
+            except MissingReferenceError as exc:
+                if (message.stream, "held") not in reported:  # once per stream until it shows a frame again
+                    reported.add((message.stream, "held"))
+                    print(f"edgecodec receive: stream {message.stream!r}: holding the last frame: {exc}",
+                          file=sys.stderr)  # fmt: skip
+                seq = receiver.stream(message.stream).last_seq
+                log.write({"kind": "held", "stream": message.stream, "seq": seq, "reason": str(exc)})
+                continue
             except (EdgecodecError, ValueError) as exc:
                 key = (message.stream, type(exc).__name__)
                 if key not in reported:  # once per stream and kind of error, then only counted
                     reported.add(key)
                     print(f"edgecodec receive: stream {message.stream!r}: bad packet: {exc}", file=sys.stderr)
                 continue
+            reported.discard((message.stream, "held"))
             with stages("output"):
                 keep_going = outputs.write(decoded)
             latency_ms = (wall_clock_us() - decoded.packet.timestamp_us) / 1000
@@ -252,7 +291,9 @@ def frame_record(d: Decoded, latency_ms: float, ms: dict[str, float]) -> dict[st
     p = d.packet
     return {
         "kind": "frame", "stream": d.stream.name, "seq": p.seq, "session": d.stream.sessions,
-        "new_session": d.new_session, "gap": d.gap, "layer": p.layer, "bits": d.bits, "size": [p.frame_h, p.frame_w],
+        "session_id": f"{p.session_id:08x}", "new_session": d.new_session, "gap": d.gap, "layer": p.layer,
+        "type": "P" if p.is_inter else "I", "ref_seq": p.ref_seq if p.is_inter else None,
+        "bits": d.bits, "size": [p.frame_h, p.frame_w],
         "timestamp_us": p.timestamp_us, "latency_ms": round(latency_ms, 3),
         "ids_hash": frame_hash(d.ids.astype("<i8")), "hash": frame_hash(d.rgb), "ms": ms,
     }  # fmt: skip
@@ -261,7 +302,8 @@ def frame_record(d: Decoded, latency_ms: float, ms: dict[str, float]) -> dict[st
 def status_line(receiver: FrameReceiver, transport: Receiver, meter: StreamMeter) -> str:
     sessions = sum(s.sessions for s in receiver.streams.values())
     return (
-        f"receive: {meter.interval().describe()}  gaps {receiver.gaps}  bad {receiver.bad + transport.stats.malformed}"
+        f"receive: {meter.interval().describe()}  gaps {receiver.gaps}  held {receiver.held}"
+        f"  bad {receiver.bad + transport.stats.malformed}"
         f"  streams {len(receiver.streams)} (sessions {sessions})"
     )
 
@@ -269,12 +311,14 @@ def status_line(receiver: FrameReceiver, transport: Receiver, meter: StreamMeter
 def summary(receiver: FrameReceiver, transport: Receiver, meter: StreamMeter, reason: str) -> dict[str, Any]:
     codec = receiver.codec
     streams = {
-        s.name: {"received": s.received, "gaps": s.gaps, "sessions": s.sessions, "bad": s.bad,
+        s.name: {"received": s.received, "held": s.held, "gaps": s.gaps, "sessions": s.sessions, "bad": s.bad,
+                 "keyframes": s.keyframes, "inter": s.inter,
                  "layers": {str(k): v for k, v in sorted(s.layers.items())}}
         for s in receiver.streams.values()
     }  # fmt: skip
     return {
-        "kind": "summary", **meter.total().as_dict(), "received": receiver.received, "gaps": receiver.gaps,
+        "kind": "summary", **meter.total().as_dict(), "received": receiver.received, "held": receiver.held,
+        "gaps": receiver.gaps,
         "bad": receiver.bad, "malformed": transport.stats.malformed, "streams": streams, "ended": reason,
         "model": codec.model.name, "backend": codec.backend.name,
         "stages": {name: round(s.mean_ms, 3) for name, s in receiver.timer.summary().items()},
@@ -286,12 +330,15 @@ def format_summary(s: dict[str, Any], timer: StageTimer, paths: list[str]) -> st
     layers = " ".join(f"L{k}:{v}" for k, v in s["layers"].items()) or "-"
     lines = [
         f"edgecodec receive: {s['received']} frames in {s['seconds']:.1f} s ({s['fps']:.1f} fps), {s['kbps']:.1f} kbps,"
-        f" layers {layers}; latency p50/p99 {lat}; gaps {s['gaps']}, bad packets {s['bad'] + s['malformed']}"
+        f" layers {layers}; latency p50/p99 {lat}; gaps {s['gaps']}, held {s['held']},"
+        f" bad packets {s['bad'] + s['malformed']}"
         f" ({s['ended']})"
     ]
     for name, st in s["streams"].items():
-        lines.append(f"  stream {name}: {st['received']} frames, {st['gaps']} missing, {st['sessions']} session(s),"
-                     f" {st['bad']} bad")  # fmt: skip
+        lines.append(
+            f"  stream {name}: {st['received']} frames shown ({st['keyframes']} I, {st['inter']} P), "
+            f"{st['held']} held ({st['gaps']} missing), {st['sessions']} session(s), {st['bad']} bad"
+        )
     lines += [f"  recorded {p}" for p in paths]
     if timer.summary():
         lines.append(timer.table("  receiver stages"))

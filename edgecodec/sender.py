@@ -17,10 +17,12 @@ blocking (:class:`edgecodec.transport.Sender`): a frame that cannot be queued is
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +31,14 @@ import numpy as np
 from edgecodec import bitstream
 from edgecodec.capture import CameraSource, Frame, FrameSource, add_source_arguments, source_from_args, wall_clock_us
 from edgecodec.cliutil import sigterm_as_interrupt
-from edgecodec.codec import Codec
+from edgecodec.codec import Codec, FrameCode
+from edgecodec.coding.gop import CodedFrame, InterEncoder
 from edgecodec.config import RateConfig, add_rate_arguments, load_rate_config
 from edgecodec.container import ContainerHeader, ContainerWriter
 from edgecodec.errors import ConfigError, SinkError
 from edgecodec.rate import RateController
 from edgecodec.runtime import BACKEND_HELP
-from edgecodec.timing import StageTimer, StatsLog, StreamMeter
+from edgecodec.timing import StageTimer, StatsLog, StreamMeter, frame_hash
 from edgecodec.transport import (
     Sender,
     add_transport_arguments,
@@ -49,8 +52,86 @@ from edgecodec.transport import (
 DRAIN_MS = 1000  # at the end of a stream, queued packets get this long to leave
 
 
+def new_session_id() -> int:
+    """A random non-zero 32-bit session id, drawn at every sender start (packets carry it; DESIGN principle 2)."""
+    return secrets.randbelow(0xFFFFFFFF) + 1
+
+
+@dataclass(frozen=True)
+class CodedPacket:
+    """One frame made into a packet: the bytes, the layer and I/P coding chosen, its size in bits, and the layers
+    whose coded size the rate controller asked for."""
+
+    packet: bytes
+    coded: CodedFrame
+    bits: int
+    coded_layers: list[int]
+    seq: int
+    timestamp_us: int
+
+
+class FrameCoder:
+    """The sender's coding decisions without a transport: per frame, the layer (:class:`RateController`), I- or
+    P-frame and replenishment (:class:`InterEncoder`), and the packet. Used by :class:`FrameSender` and by the
+    benchmarks that must code a clip exactly as ``edgecodec send`` would."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        controller: RateController,
+        *,
+        stream_id: int = 0,
+        session_id: int | None = None,
+        intra_only: bool = False,
+    ) -> None:
+        self.codec = codec
+        self.controller = controller
+        self.stream_id = stream_id
+        self.session_id = new_session_id() if session_id is None else session_id
+        self.inter = InterEncoder(codec, controller.config.inter_settings(intra_only))
+
+    def latents(self, now: float) -> tuple[int, ...]:
+        """The layers whose z_e the encoder must return for a frame at time ``now``."""
+        return self.inter.latents(now)
+
+    def code(self, code: FrameCode, now: float, *, seq: int, timestamp_us: int, stages: Any = None) -> CodedPacket:
+        """Choose the layer and the coding of one encoded frame and make its packet; the rate controller is charged.
+        Call :meth:`sent` once the packet is queued (or kept), so that it becomes the reference."""
+        stage = stages or (lambda name: nullcontext())
+        coded: dict[int, CodedFrame] = {}
+
+        def packet_bits(layer: int) -> int:
+            if layer not in coded:
+                with stage("entropy"):
+                    coded[layer] = self.inter.code(code, layer, now, seq=seq, timestamp_us=timestamp_us)
+            header = bitstream.INTER_HEADER_SIZE if coded[layer].is_inter else bitstream.HEADER_SIZE
+            return (header + len(coded[layer].payload)) * 8
+
+        with stage("rate"):
+            layer = self.controller.choose(code.qerr, packet_bits, now)
+        bits = packet_bits(layer)  # codes the chosen layer if the controller did not need its size
+        chosen = coded[layer]
+        with stage("packet"):
+            packet = self.codec.packet_for(
+                chosen.ids.shape, layer, code.size, chosen.payload, seq=seq, timestamp_us=timestamp_us,
+                stream_id=self.stream_id, session_id=self.session_id, ref_seq=chosen.ref_seq,
+                timestamp_delta_us=chosen.timestamp_delta_us,
+            )  # fmt: skip
+        self.controller.commit(layer, bits, now)
+        return CodedPacket(packet, chosen, bits, sorted(coded), seq, timestamp_us)
+
+    def sent(self, made: CodedPacket, now: float) -> None:
+        """``made`` was queued (or saved): it becomes the reference of the next P-frame."""
+        self.inter.sent(made.coded, made.seq, now, made.timestamp_us)
+
+
 class FrameSender:
-    """One frame in, one packet out: encode, choose the layer, entropy-code, queue without blocking."""
+    """One frame in, one packet out: encode, choose the layer and I- or P-frame, entropy-code, queue without blocking.
+
+    A frame becomes the reference of the next P-frame once it is queued for sending or saved
+    (:mod:`edgecodec.coding.gop`); ``intra_only`` sends keyframes only. When a receiver joins (a new subscription
+    to the stream), the next frame is a keyframe, so a late joiner does not wait for the keyframe interval.
+    """
 
     def __init__(
         self,
@@ -60,15 +141,21 @@ class FrameSender:
         *,
         timer: StageTimer | None = None,
         save: ContainerWriter | None = None,
+        intra_only: bool = False,
+        session_id: int | None = None,
     ) -> None:
         self.codec = codec
         self.controller = controller
         self.transport = transport
         self.stream = transport.stream
         self.stream_id = stream_number(transport.stream)
+        self.coder = FrameCoder(codec, controller, stream_id=self.stream_id, session_id=session_id,
+                                intra_only=intra_only)  # fmt: skip
+        self.session_id = self.coder.session_id
         self.timer = timer or StageTimer()
         self.save = save
         self.seq = 0
+        self._joined = 0
 
     def warm_up(self) -> None:
         """Encode and code a small blank frame once, so first-call costs do not land on the first real frame."""
@@ -79,35 +166,31 @@ class FrameSender:
     def process(self, frame: Frame, now: float, capture_ms: float = 0.0) -> dict[str, Any]:
         """Encode and send one frame at rate-controller time ``now`` (s); returns its stats record."""
         stages = self.timer.frame()
+        if self.transport.has_receiver and self.transport.joined > self._joined:
+            self._joined = self.transport.joined  # a receiver joined: P-frames would name frames it never saw
+            self.coder.inter.force_keyframe()
         with stages("encode"):
-            code = self.codec.encode(frame.rgb)
-        payloads: dict[int, bytes] = {}
-
-        def packet_bits(layer: int) -> int:
-            if layer not in payloads:
-                with stages("entropy"):
-                    payloads[layer] = self.codec.code_ids(code.ids[layer - 1], layer)
-            return (bitstream.HEADER_SIZE + len(payloads[layer])) * 8
-
-        with stages("rate"):
-            layer = self.controller.choose(code.qerr, packet_bits, now)
-        bits = packet_bits(layer)  # codes the chosen layer if the controller did not need its size
-        with stages("packet"):
-            packet = self.codec.packet(code, layer, seq=self.seq, timestamp_us=frame.timestamp_us,
-                                       stream_id=self.stream_id, payload=payloads[layer])  # fmt: skip
+            code = self.codec.encode(frame.rgb, latents=self.coder.latents(now))
+        made = self.coder.code(code, now, seq=self.seq, timestamp_us=frame.timestamp_us, stages=stages)
         before = self.transport.stats.dropped_no_receiver
         with stages("send"):
-            sent = self.transport.send(packet)
-        self.controller.commit(layer, bits, now)
+            sent = self.transport.send(made.packet)
         if self.save is not None:
-            self.save.write_encoded(packet)
+            self.save.write_encoded(made.packet)
+        if sent or self.save is not None:
+            self.coder.sent(made, now)
         ms = {"capture": round(capture_ms, 3), **stages.done()}
         drop = None if sent else ("no_receiver" if self.transport.stats.dropped_no_receiver > before else "queue_full")
         bucket = None if self.controller.config.unlimited else round(self.controller.fill, 4)
+        chosen = made.coded
         record = {
-            "kind": "frame", "stream": self.stream, "seq": self.seq, "index": frame.index,
-            "timestamp_us": frame.timestamp_us, "layer": layer, "quality_layer": self.controller.last_quality_layer,
-            "bits": bits, "qerr": [round(float(q), 5) for q in code.qerr], "coded_layers": sorted(payloads),
+            "kind": "frame", "stream": self.stream, "session": f"{self.session_id:08x}", "seq": self.seq,
+            "index": frame.index, "timestamp_us": frame.timestamp_us, "layer": chosen.layer,
+            "type": "P" if chosen.is_inter else "I", "ref_seq": chosen.ref_seq,
+            "quality_layer": self.controller.last_quality_layer, "bits": made.bits,
+            "intra_bytes": chosen.intra_bytes, "inter_bytes": chosen.inter_bytes,
+            "switched": chosen.switched, "kept": chosen.kept, "ids_hash": frame_hash(chosen.ids.astype("<i8")),
+            "qerr": [round(float(q), 5) for q in code.qerr], "coded_layers": made.coded_layers,
             "sent": sent, "drop": drop, "bucket": bucket,
             "latency_ms": round((wall_clock_us() - frame.timestamp_us) / 1000, 3), "ms": ms,
         }  # fmt: skip
@@ -256,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         save = _open_save(ns.save, codec, media_fps)
         if save is not None:
             stack.enter_context(save)
-        sender = FrameSender(codec, controller, transport, save=save)
+        sender = FrameSender(codec, controller, transport, save=save, intra_only=ns.intra_only)
         sender.warm_up()
         budget = f"{config.kbps:g} kbps" if not config.unlimited else "no budget"
         print(f"edgecodec send: stream {ns.stream!r} {'bound to' if bind else 'connecting to'} {transport.endpoint}; "

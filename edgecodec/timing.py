@@ -18,6 +18,7 @@ summary of ``edgecodec send``/``receive``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import deque
@@ -31,6 +32,11 @@ from typing import Any
 import numpy as np
 
 from edgecodec.errors import SinkError
+
+
+def frame_hash(array: np.ndarray) -> str:
+    """A short digest of a decoded frame or an id grid (stats records; tests compare them with an offline decode)."""
+    return hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True)

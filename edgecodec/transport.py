@@ -232,11 +232,15 @@ class Sender:
         self.stream = stream
         self.stats = SenderStats()
         self._subscriptions: set[bytes] = set()
+        self.joined = 0
+        """Subscriptions that match this stream seen so far: it grows when a receiver joins (a sender sends it a
+        keyframe then, rather than P-frames it cannot decode)."""
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.XPUB)
         try:
             _configure(self._socket, hwm)
             self._socket.setsockopt(zmq.XPUB_NODROP, 1)
+            self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every receiver's subscription, not only the first
             self._socket.setsockopt(zmq.IMMEDIATE, 1)
             if curve is not None:
                 keys = curve if isinstance(curve, CurveClientKeys) else load_client_keys(curve)
@@ -254,6 +258,8 @@ class Sender:
                 event = self._socket.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            if event[:1] == b"\x01" and self._topic.startswith(event[1:]):
+                self.joined += 1
             if event[:1] == b"\x01" and len(self._subscriptions) < _MAX_SUBSCRIPTIONS:
                 self._subscriptions.add(event[1:])
             elif event[:1] == b"\x00":

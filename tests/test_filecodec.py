@@ -17,7 +17,7 @@ from edgecodec.capture import VideoSource
 from edgecodec.codec import Codec
 from edgecodec.container import container_bytes, read_container
 from edgecodec.data import read_rgb
-from edgecodec.filecodec import file_info, main_decode, main_encode, main_info
+from edgecodec.filecodec import FrameDecoder, file_info, main_decode, main_encode, main_info
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -54,8 +54,10 @@ def synthetic_image(path: Path, width: int = 100, height: int = 75, seed: int = 
 
 
 def file_ids(codec: Codec, ecz: Path) -> list[np.ndarray]:
-    """The id grid of every packet of a file, parsed as a receiver would."""
-    return [codec.packet_ids(codec.parse(bitstream.encode_packet(p))) for p in read_container(ecz)[1]]
+    """The id grid of every packet of a file, decoded in order as a receiver would (P-frames against their
+    references)."""
+    decoder = FrameDecoder(codec)
+    return [decoder.ids(p) for p in read_container(ecz)[1]]
 
 
 def check_every_layer(codec: Codec, image: Path, tmp_path: Path) -> None:
@@ -97,8 +99,12 @@ def test_encode_summary_and_resize(codec: Codec, tmp_path: Path, capsys: pytest.
 
 @pytest.mark.parametrize("clip", ["foreman_cif_352x288_299f.264", "static_street_690x388_example01.mp4"])
 def test_video_ids_in_file_equal_ids_encoded(codec: Codec, tmp_path: Path, clip: str) -> None:
-    path, ecz = shared("video", clip), tmp_path / "clip.ecz"
-    assert main_encode([str(path), "-o", str(ecz), "--layer", "2", "--frames", "5", "--size", "176x144"]) == 0
+    """--intra-only: every frame's ids are the encoder's. With P-frames (the default) every id is either the
+    encoder's or, where conditional replenishment kept it, the one the frame before had."""
+    path, ecz, inter = shared("video", clip), tmp_path / "clip.ecz", tmp_path / "inter.ecz"
+    args = [str(path), "--layer", "2", "--frames", "5", "--size", "176x144"]
+    assert main_encode([*args, "-o", str(ecz), "--intra-only"]) == 0
+    assert main_encode([*args, "-o", str(inter)]) == 0
     with VideoSource(path, size=(176, 144), frames=5) as source:
         fps = source.native_fps
         expected = [codec.encode(f.rgb).ids[1] for f in source]
@@ -106,8 +112,18 @@ def test_video_ids_in_file_equal_ids_encoded(codec: Codec, tmp_path: Path, clip:
     assert header.num_frames == len(packets) == 5 and header.fps == pytest.approx(fps, rel=1e-3)
     assert [p.seq for p in packets] == list(range(5))
     assert [p.timestamp_us for p in packets] == [round(i * 1e6 / header.fps) for i in range(5)]
+    assert not any(p.is_inter for p in packets)
     for got, want in zip(file_ids(codec, ecz), expected, strict=True):
         np.testing.assert_array_equal(got, want)
+    inter_packets = read_container(inter)[1]
+    assert [p.timestamp_us for p in inter_packets] == [p.timestamp_us for p in packets]
+    got = file_ids(codec, inter)
+    np.testing.assert_array_equal(got[0], expected[0])
+    for i, packet in enumerate(inter_packets[1:], start=1):
+        assert (
+            packet.size <= packets[i].size + bitstream.INTER_HEADER_SIZE - bitstream.HEADER_SIZE or not packet.is_inter
+        )
+        assert ((got[i] == expected[i]) | (got[i] == got[i - 1])).all()
 
 
 def test_video_decodes_to_frames_and_mp4(codec: Codec, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -144,7 +160,7 @@ def test_info(codec: Codec, folder_ecz: Path, capsys: pytest.CaptureFixture[str]
     assert main_info([str(folder_ecz), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     packets = read_container(folder_ecz)[1]
-    bits = [8 * (bitstream.HEADER_SIZE + len(p.payload)) for p in packets]
+    bits = [8 * p.size for p in packets]
     assert info == file_info(folder_ecz)
     assert info["model"] == {
         "name": "hqa5",

@@ -106,15 +106,24 @@ def test_video(rd_bench, clip: Path, tmp_path: Path) -> None:  # noqa: ANN001
     assert result["fps"] == 10 and result["fps_note"] == "from the container"
     edge = result["edgecodec"]
     labels = [p["label"] for p in edge]
-    layers = [p for p in edge if p["kind"] == "layer"]
-    assert labels[: len(layers)] == [f"L{i}" for i in range(1, len(layers) + 1)]
-    assert labels[len(layers) :] == ["balanced (2000 kbps)", "balanced @ 40 kbps", "fixed (no budget)"]
+    n = len([p for p in edge if p["kind"] == "layer"]) // 2
+    presets = ["balanced (2000 kbps)", "balanced @ 40 kbps", "fixed (no budget)"]
+    assert labels == [f"L{i}" for i in range(1, n + 1)] + presets + [f"L{i} intra" for i in range(1, n + 1)] + [
+        f"{p} intra" for p in presets
+    ]  # with P-frames first, then intra-only
     for p in edge:
         _finite_point(p)
         assert sum(p["layer_counts"].values()) == 6 == len(p["per_frame"]["layer"])
-    fixed = edge[-1]
-    assert fixed["layer_counts"] == {"3": 6} and fixed["kbps"] == pytest.approx(edge[2]["kbps"])
-    assert edge[0]["kbps"] > edge[len(layers) - 1]["kbps"]
+    inter, intra = edge[: n + 3], edge[n + 3 :]
+    assert all(p["coding"] == "inter" for p in inter) and all(p["coding"] == "intra" for p in intra)
+    fixed = intra[-1]
+    assert fixed["layer_counts"] == {"3": 6} and fixed["kbps"] == pytest.approx(intra[2]["kbps"])
+    assert intra[0]["kbps"] > intra[n - 1]["kbps"]
+    for layer in range(n):  # P-frames never cost more than intra-only, and keep the layer
+        assert inter[layer]["kbps"] <= intra[layer]["kbps"] * 1.001
+        assert inter[layer]["layer_counts"] == intra[layer]["layer_counts"]
+        assert inter[layer]["frame_types"]["I"] >= 1
+    assert "P-frames against intra-only coding" in text
     for name in ("x264", "x265"):
         assert [p["target"] for p in result["matched"][name]] == labels
         runs = [*result["matched"][name], *result["sweeps"][name], *result["floors"][name]]

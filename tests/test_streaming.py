@@ -26,6 +26,7 @@ from edgecodec.cli import main as cli_main
 from edgecodec.codec import Codec
 from edgecodec.container import read_container
 from edgecodec.errors import BitstreamError
+from edgecodec.filecodec import FrameDecoder
 from edgecodec.receiver import FrameReceiver, StreamState, frame_hash
 from edgecodec.transport import Message, stream_number
 
@@ -37,12 +38,13 @@ KBPS = 100.0
 
 
 class Proc:
-    """A ``python -m edgecodec`` process; its stderr is read by a thread so that lines can be waited for."""
+    """A ``python -m edgecodec`` process (or ``python PROGRAM``); its stderr is read by a thread so that lines can be
+    waited for."""
 
-    def __init__(self, *args: str, cwd: Path) -> None:
+    def __init__(self, *args: str, cwd: Path, program: tuple[str, ...] = ("-m", "edgecodec")) -> None:
         self.args = args
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "edgecodec", *args], cwd=cwd, env=ENV, text=True,
+            [sys.executable, *program, *args], cwd=cwd, env=ENV, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         self.lines: list[tuple[float, str]] = []
@@ -191,10 +193,10 @@ def test_every_received_frame_is_bit_exact_with_an_offline_decode(loopback: dict
     header, packets = read_container(tmp / "clip.ecz")  # every packet the sender made, sent or dropped
     assert len(packets) == 75 and len(received) > 0
     codec = Codec(header.model_name, backend=backend)
-    by_seq = {p.seq: p for p in packets}
+    decoder = FrameDecoder(codec)  # in order: P-frames decode against their references
+    by_seq = {p.seq: (p, decoder.ids(p)) for p in packets}
     for r in received:
-        packet = by_seq[r["seq"]]
-        ids = codec.packet_ids(packet)
+        packet, ids = by_seq[r["seq"]]
         assert (r["layer"], r["ids_hash"]) == (packet.layer, frame_hash(ids.astype("<i8"))), f"frame {r['seq']}"
         rgb = codec.decode(ids, packet.layer, (packet.frame_h, packet.frame_w))
         assert r["hash"] == frame_hash(rgb), f"frame {r['seq']} differs from the offline {backend} decode"

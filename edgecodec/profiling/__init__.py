@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device for the torch backend (default cpu)")
     parser.add_argument("--rate-config", default="balanced", metavar="NAME|FILE", help="rate preset (default balanced)")
     parser.add_argument("--kbps", type=float, metavar="N", help="override the preset's budget (0 = unlimited)")
+    parser.add_argument("--intra-only", action="store_true", help="every frame a keyframe (no P-frames)")
     parser.add_argument("--json", metavar="FILE", help="write the statistics as JSON")
     parser.add_argument("--csv", metavar="FILE", help="write one row per frame with the ms of every stage")
     parser.add_argument("--plot", metavar="FILE.png", help="per-stage breakdown and latency over time")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -32,6 +32,12 @@ class TimedBackend:
     def encode(self, frames: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         with substage(NET_ENCODE):
             return self.backend.encode(frames)
+
+    def encode_latents(
+        self, frames: np.ndarray, layers: Sequence[int]
+    ) -> tuple[list[np.ndarray], np.ndarray, dict[int, np.ndarray]]:
+        with substage(NET_ENCODE):
+            return self.backend.encode_latents(frames, layers)
 
     def decode(self, ids: np.ndarray, layer: int) -> np.ndarray:
         with substage(NET_DECODE):
@@ -88,7 +94,7 @@ def run_inprocess(ns: argparse.Namespace, codec: Any, size: Size | None) -> Meas
         receiver = FrameReceiver(codec)
         receiver.warm_up()
         config = load_config(ns.rate_config, ns.kbps).for_model(codec.model.name)
-        sender = FrameSender(codec, RateController(config, codec.num_layers), tx)
+        sender = FrameSender(codec, RateController(config, codec.num_layers), tx, intra_only=ns.intra_only)
         sender.warm_up()
         deadline = time.monotonic() + RECEIVE_TIMEOUT_S
         while not tx.has_receiver:  # the SUB socket sends its subscription only when it is used
@@ -103,7 +109,7 @@ def run_inprocess(ns: argparse.Namespace, codec: Any, size: Size | None) -> Meas
             """Called by stream_frames before each capture: the frame just sent is received and decoded first."""
             receive_frames(rx, receiver, outputs, log=got_log, meter=meter, status=None, frames=tx.stats.sent,
                            timeout_s=RECEIVE_TIMEOUT_S)  # fmt: skip
-            if receiver.received < tx.stats.sent:
+            if receiver.arrived < tx.stats.sent:
                 raise TransportError(f"frame {sender.seq - 1} did not arrive over loopback in {RECEIVE_TIMEOUT_S:g} s")
             if receiver.received >= ns.warmup:
                 clock.start()
