@@ -4,6 +4,11 @@ The frame is a Kodak image (``../shared/data/eval/kodak/kodim01.png``, or ``--im
 synthetic pattern if none is found. It is run through the network once; then, per layer, ``Codec.code_ids`` (ids ->
 payload) and ``Codec.packet_ids`` (parsed packet -> ids) are timed over ``--repeats`` calls each, after one warm-up
 call, and the median and the fastest call are printed in milliseconds. Only the entropy coder is timed, not the network.
+
+P-frames (second table): the next frame is the same picture with sensor noise (sigma 3) and a 96x96 patch moved by
+8 pixels, coded against the first frame's ids. Timed per layer: the conditional replenishment decision
+(:func:`edgecodec.coding.replenish.replenish`), the inter coding of its ids, and their decoding; ``P added`` is what
+a sender spends on top of the intra coding it does anyway (decision + inter coding).
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgecodec import entropy
 from edgecodec.capture import SyntheticSource, parse_size
 from edgecodec.codec import Codec
+from edgecodec.coding.gop import InterSettings
+from edgecodec.coding.replenish import replenish
 from edgecodec.data import read_rgb
 
 KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval" / "kodak" / "kodim01.png"
@@ -63,6 +71,45 @@ def main() -> None:
         bpp = 8 * len(payload) / (width * height)
         print(f"{layer:>5} {grid:>9} {ids.size:>7} {len(payload):>9} {bpp:>7.4f} "
               f"{enc[0]:>7.3f} / {enc[1]:<5.3f} {dec[0]:>7.3f} / {dec[1]:<5.3f}")  # fmt: skip
+    inter_table(codec, code, next_frame(rgb), args.repeats)
+
+
+def next_frame(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` one frame later: sensor noise (sigma 3) and a 96x96 patch moved 8 pixels right."""
+    out = rgb.astype(np.float64) + np.random.default_rng(0).normal(0, 3, rgb.shape)
+    h, w = rgb.shape[:2]
+    y, x = h // 3, w // 3
+    out[y : y + 96, x + 8 : x + 104] = rgb[y : y + 96, x : x + 96]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def inter_table(codec: Codec, first, rgb: np.ndarray, repeats: int) -> None:  # noqa: ANN001 - FrameCode
+    layers = [layer for layer in range(1, codec.num_layers + 1) if codec.has_inter(layer)]
+    if not layers:
+        print(f"model {codec.model.name} has no inter tables: no P-frame timings")
+        return
+    lam = InterSettings().lam
+    code = codec.encode(rgb, latents=tuple(layers))
+    print(f"\nP-frames (lambda {lam:g}; median / fastest, ms)")
+    print(f"{'layer':>5} {'changed':>8} {'payload B':>9} {'intra B':>8} {'replenish ms':>15} {'encode ms':>15} "
+          f"{'decode ms':>15} {'P added ms':>10}")  # fmt: skip
+    for layer in layers:
+        ref, best, z = first.ids[layer - 1], code.ids[layer - 1], code.latents[layer]
+        lc = codec.layer_codes(layer)
+        ids = replenish(best, ref, z, lc, lam).ids
+        payload = codec.code_ids(ids, layer, reference=ref)
+        if not np.array_equal(decode_inter(codec, payload, layer, ids.shape, ref), ids):
+            raise SystemExit(f"layer {layer}: decoded P-frame ids differ from the encoded ones")
+        rep = timed(lambda best=best, ref=ref, z=z, lc=lc: replenish(best, ref, z, lc, lam), repeats)
+        enc = timed(lambda ids=ids, layer=layer, ref=ref: codec.code_ids(ids, layer, reference=ref), repeats)
+        dec = timed(lambda p=payload, layer=layer, ref=ref: decode_inter(codec, p, layer, ref.shape, ref), repeats)
+        intra = len(codec.code_ids(best, layer))
+        print(f"{layer:>5} {int((ids != ref).sum()):>8} {len(payload):>9} {intra:>8} {rep[0]:>7.3f} / {rep[1]:<5.3f} "
+              f"{enc[0]:>7.3f} / {enc[1]:<5.3f} {dec[0]:>7.3f} / {dec[1]:<5.3f} {rep[0] + enc[0]:>10.3f}")  # fmt: skip
+
+
+def decode_inter(codec: Codec, payload: bytes, layer: int, shape: tuple[int, int], ref: np.ndarray) -> np.ndarray:
+    return entropy.decode_ids(payload, codec.inter_priors[layer - 1], shape, ref)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,11 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "tools"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from rd_inter import SAVINGS_HEAD, fixed_layer_config, inter_point, measure_inter, savings_rows  # noqa: E402
 
 from edgecodec.capture import VideoSource  # noqa: E402
 from edgecodec.codec import Codec  # noqa: E402
@@ -144,8 +148,9 @@ def layer_point(m: dict[str, np.ndarray], layer: int, fps: float, pixels: int) -
     j = layer - 1
     n = len(m["encode_s"])
     return {
-        "label": f"L{layer}",
+        "label": f"L{layer} intra",
         "kind": "layer",
+        "coding": "intra",
         "layer": layer,
         "kbps": float(m["bits"][:, j].sum()) / (n / fps) / 1000,
         "bpp": float(m["bits"][:, j].mean()) / pixels,
@@ -182,6 +187,7 @@ def preset_point(m: dict[str, np.ndarray], config: RateConfig, label: str, fps: 
     return {
         "label": label,
         "kind": "preset",
+        "coding": "intra",
         "preset": config.name,
         "budget_kbps": config.kbps,
         "kbps": float(m["bits"][idx].sum()) / (n / fps) / 1000,
@@ -412,6 +418,8 @@ def run_images(args: argparse.Namespace, codec: Codec) -> dict[str, Any]:
         "source": Path(args.images).resolve().name,
         "images": n,
         **_codec_info(codec),
+        "keyframe_seconds": inter_overrides(args, load_rate_config("balanced")).keyframe_seconds,
+        "lambda": inter_overrides(args, load_rate_config("balanced")).replenish_lambda,
         "edgecodec": edge,
         "matched": matched,
         "sweeps": sweeps,
@@ -421,9 +429,12 @@ def run_images(args: argparse.Namespace, codec: Codec) -> dict[str, Any]:
 
 def read_clip(args: argparse.Namespace) -> tuple[list[np.ndarray], float, str]:
     """The clip's frames, its frame rate and where that rate came from."""
-    with VideoSource(args.video, size=args.size, frames=args.frames) as src:
-        frames = [f.rgb for f in src]
+    stop = None if args.frames is None else args.start + args.frames
+    with VideoSource(args.video, size=args.size, frames=stop) as src:
+        frames = [f.rgb for f in src][args.start :]
         native = src.native_fps
+    if not frames:
+        raise SystemExit(f"{args.video}: no frames from frame {args.start} on")
     if args.fps:
         return frames, args.fps, "given with --fps"
     if Path(args.video).suffix.lower() in RAW_STREAMS or not native:
@@ -432,17 +443,38 @@ def read_clip(args: argparse.Namespace) -> tuple[list[np.ndarray], float, str]:
 
 
 def edgecodec_points(
-    args: argparse.Namespace, m: dict[str, np.ndarray], num_layers: int, fps: float, pixels: int, model: str
+    args: argparse.Namespace, m: dict[str, np.ndarray], codec: Codec, frames: Sequence[np.ndarray], fps: float
 ) -> list[dict[str, Any]]:
-    points = [layer_point(m, layer, fps, pixels) for layer in range(1, num_layers + 1)]
+    """edgecodec with P-frames (each layer fixed, each preset; unless --intra-only), then intra-only."""
+    pixels, model = frames[0].shape[0] * frames[0].shape[1], codec.model.name
+    presets = {}
     for name in args.presets:
-        config = load_rate_config(name).for_model(model)  # the thresholds the sender would use with this model
+        config = inter_overrides(args, load_rate_config(name).for_model(model))  # as the sender would run it
         budget = "no budget" if config.unlimited else f"{config.kbps:g} kbps"
-        points.append(preset_point(m, config, f"{name} ({budget})", fps, pixels))
+        presets[f"{name} ({budget})"] = config
         if config.fixed_layer is None:
-            for kbps in args.kbps:
-                points.append(preset_point(m, config.with_kbps(kbps), f"{name} @ {kbps:g} kbps", fps, pixels))
+            presets.update({f"{name} @ {kbps:g} kbps": config.with_kbps(kbps) for kbps in args.kbps})
+    points = []
+    if not args.intra_only:
+        base = inter_overrides(args, load_rate_config("balanced"))
+        configs = {f"L{layer}": fixed_layer_config(layer, base) for layer in range(1, codec.num_layers + 1)}
+        configs.update(presets)
+        series = measure_inter(codec, frames, fps, configs, psnr, ms_ssim_batch)
+        for label, config in configs.items():
+            extra = {"layer": config.fixed_layer} if label.startswith("L") and label[1:].isdigit() else {}
+            kind = "layer" if extra else "preset"
+            if kind == "preset":
+                extra = {"preset": config.name, "budget_kbps": config.kbps}
+            points.append(inter_point(label, kind, series[label], fps, pixels, **extra))
+    points += [layer_point(m, layer, fps, pixels) for layer in range(1, codec.num_layers + 1)]
+    points += [preset_point(m, config, f"{label} intra", fps, pixels) for label, config in presets.items()]
     return points
+
+
+def inter_overrides(args: argparse.Namespace, config: RateConfig) -> RateConfig:
+    """``config`` with --keyframe-seconds and --lambda applied where given."""
+    changes = {"keyframe_seconds": args.keyframe_seconds, "replenish_lambda": args.lam}
+    return replace(config, **{k: v for k, v in changes.items() if v is not None})
 
 
 def run_video(args: argparse.Namespace, codec: Codec) -> dict[str, Any]:
@@ -455,7 +487,7 @@ def run_video(args: argparse.Namespace, codec: Codec) -> dict[str, Any]:
     m = measure_edgecodec(codec, frames)
     if not args.quiet:
         print(f"edgecodec: {len(frames)} frames measured in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    edge = edgecodec_points(args, m, codec.num_layers, fps, w * h, codec.model.name)
+    edge = edgecodec_points(args, m, codec, frames, fps)
     x26x = dict(fps=fps, preset=args.x26x_preset, threads=args.x26x_threads)
     matched: dict[str, list[dict[str, Any]]] = {}
     sweeps: dict[str, list[dict[str, Any]]] = {}
@@ -495,6 +527,7 @@ def run_video(args: argparse.Namespace, codec: Codec) -> dict[str, Any]:
         "mode": "video",
         "source": Path(args.video).name,
         "frames": len(frames),
+        "start": args.start,
         "size": [w, h],
         "fps": fps,
         "fps_note": fps_note,
@@ -511,6 +544,8 @@ def run_video(args: argparse.Namespace, codec: Codec) -> dict[str, Any]:
             "codecs": args.codecs,
             "yuv420_ceiling_psnr": yuv420_ceiling(frames) if args.codecs else None,
         },
+        "keyframe_seconds": inter_overrides(args, load_rate_config("balanced")).keyframe_seconds,
+        "lambda": inter_overrides(args, load_rate_config("balanced")).replenish_lambda,
         "edgecodec": edge,
         "matched": matched,
         "sweeps": sweeps,
@@ -646,13 +681,23 @@ def video_table(result: dict[str, Any]) -> str:
     x = result["x26x"]
     title = (
         f"{result['model']} ({result['fingerprint']}, {result['backend']}, {result['threads']} threads) on "
-        f"{result['source']}: {result['frames']} frames at {w}x{h}{' (resized)' if result['resized'] else ''}, "
+        f"{result['source']}: {result['frames']} frames (from frame {result.get('start', 0)}) at {w}x{h}"
+        f"{' (resized)' if result['resized'] else ''}, "
         f"{result['fps']:g} fps ({result['fps_note']}). x264/x265 via PyAV: preset={x['preset']}, "
         f"tune=zerolatency, {x['threads']} threads; matched = {x['matched']}. kbps = all bytes x 8 / "
         "(frames / fps); PSNR/MS-SSIM per frame (RGB), then means."
     )
     out = [title, "", *markdown(head, rows), ""]
     out += [f"\\* {', '.join(labels)}: {text}" for labels, text in notes.values()]
+    savings = savings_rows(result["edgecodec"])
+    if savings:
+        out += [
+            "",
+            "P-frames against intra-only coding of the same frames, each layer fixed (keyframes every "
+            f"{result['keyframe_seconds']:g} s, replenishment lambda {result['lambda']:g}):",
+            "",
+            *markdown(SAVINGS_HEAD, savings),
+        ]
     if codecs:
         out += [
             "",
@@ -697,11 +742,17 @@ def plot(result: dict[str, Any], path: str | Path) -> None:
                 label=f"{name} matched",
                 ls="none",
             )
-        layers = [p for p in result["edgecodec"] if p["kind"] == "layer" and p[metric]]
-        ax.plot([p[x] for p in layers], [p[metric] for p in layers], "o-", lw=2, color="k", label="edgecodec layers")
-        for p in layers:
-            ax.annotate(p["label"], (p[x], p[metric]), textcoords="offset points", xytext=(4, -10))
-        presets = [p for p in result["edgecodec"] if p["kind"] == "preset" and p[metric]]
+        for coding, style, color in (("inter", "o-", "k"), ("intra", "o--", "0.55")):
+            layers = [p for p in result["edgecodec"] if p["kind"] == "layer" and p.get("coding", "intra") == coding]
+            layers = [p for p in layers if p[metric]]
+            if not layers:
+                continue
+            name = "edgecodec layers" + (" (intra-only)" if coding == "intra" else " (P-frames)")
+            ax.plot([p[x] for p in layers], [p[metric] for p in layers], style, lw=2, color=color, label=name)
+            for p in layers:
+                ax.annotate(p["label"].split()[0], (p[x], p[metric]), textcoords="offset points", xytext=(4, -10),
+                            color=color)  # fmt: skip
+        presets = [p for p in result["edgecodec"] if p["kind"] == "preset" and p[metric] and p.get("coding") != "intra"]
         for p in presets:
             ax.plot([p[x]], [p[metric]], "*", ms=11, label=p["label"])
         ax.set_xscale("log")
@@ -736,11 +787,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--backend", default="auto", help="edgecodec inference backend (default auto)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--max-images", type=int, metavar="N", help="only the first N images")
-    ap.add_argument("--frames", type=int, metavar="N", help="only the first N frames of the video")
+    ap.add_argument("--frames", type=int, metavar="N", help="only N frames of the video (from --start)")
+    ap.add_argument("--start", type=int, default=0, metavar="K", help="skip the first K frames of the video")
     ap.add_argument("--size", type=_size, metavar="WxH", help="resize video frames to WxH")
     ap.add_argument("--fps", type=float, help="the clip's frame rate (default: the container's, 25 for raw streams)")
     ap.add_argument("--presets", nargs="*", default=preset_names(), help="rate presets (default: all shipped)")
     ap.add_argument("--kbps", type=float, nargs="*", default=[], help="also run each threshold preset at these budgets")
+    ap.add_argument("--intra-only", action="store_true", help="video: edgecodec without P-frames only")
+    ap.add_argument(
+        "--keyframe-seconds", type=float, metavar="S", help="video: keyframe interval (default: the preset's)"
+    )
+    ap.add_argument(
+        "--lambda", dest="lam", type=float, metavar="L", help="video: replenishment lambda (default: preset's)"
+    )
     ap.add_argument("--codecs", nargs="*", default=list(X26X), choices=list(X26X), help="x264 and/or x265")
     ap.add_argument("--x26x-preset", default="veryfast", help="x264/x265 preset (default veryfast)")
     ap.add_argument("--x26x-threads", type=int, default=2, help="x264/x265 threads (default 2)")
