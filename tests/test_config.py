@@ -69,6 +69,11 @@ def test_path_and_inf_thresholds(tmp_path: Path) -> None:
         ("qerr_thresholds = [0.1]\nmodel_qerr_thresholds = 3\n", "'model_qerr_thresholds' must be a table"),
         ("qerr_thresholds = [0.1]\n[model_qerr_thresholds]\nm = 0.2\n", "'model_qerr_thresholds.m' must be a list"),
         ("qerr_thresholds = [0.1]\n[model_qerr_thresholds]\nm = [0.1, -2]\n", "'model_qerr_thresholds.m' entry 2"),
+        ("fixed_layer = 3\ninter = 1\n", "'inter' must be true or false"),
+        ("fixed_layer = 3\nkeyframe_seconds = 0\n", "'keyframe_seconds' must be in"),
+        ("fixed_layer = 3\nkeyframe_seconds = inf\n", "'keyframe_seconds' must be in"),
+        ("fixed_layer = 3\nreplenish_lambda = -0.1\n", "'replenish_lambda' must be in"),
+        ("fixed_layer = 3\nreplenish_lambda = 'x'\n", "'replenish_lambda' must be a number"),
     ],
 )
 def test_bad_files_name_the_key(tmp_path: Path, text: str, message: str) -> None:
@@ -102,3 +107,14 @@ def test_config_is_frozen() -> None:
     config = load_rate_config("balanced")
     with pytest.raises(AttributeError):
         config.kbps = 1  # type: ignore[misc]
+
+
+def test_inter_settings(tmp_path: Path) -> None:
+    config = load_rate_config(write(tmp_path, "fixed_layer = 2\nkeyframe_seconds = 0.5\nreplenish_lambda = 0.2\n"))
+    settings = config.inter_settings()
+    assert (settings.enabled, settings.keyframe_seconds, settings.lam) == (True, 0.5, 0.2)
+    assert not config.inter_settings(intra_only=True).enabled
+    assert not load_rate_config(write(tmp_path, "fixed_layer = 2\ninter = false\n")).inter_settings().enabled
+    for name in preset_names():  # the shipped presets send P-frames, a keyframe at least every 2 s
+        shipped = load_rate_config(name).inter_settings()
+        assert shipped.enabled and shipped.keyframe_seconds <= 2.0
