@@ -40,12 +40,19 @@ def test_usage_examples_for_files_run_as_written(tmp_path: Path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     y, x = np.mgrid[0:120, 0:160]
     cv2.imwrite("photo.png", np.stack([x, y, x + y], -1).astype(np.uint8))
+    video = cv2.VideoWriter("clip.mp4", cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 120))
+    for i in range(4):  # a still scene with a small moving square: P-frames
+        frame = np.stack([x, y, x + y], -1).astype(np.uint8)
+        frame[40:60, 20 + 4 * i : 40 + 4 * i] = 255
+        video.write(frame)
+    video.release()
     usage = _commands(_sh_blocks()[2])
     runnable = [c for c in usage if c.split()[1] in ("--help", "models", "encode", "decode", "info")]
-    assert len(runnable) == 5
+    assert len(runnable) == 6
     for command in runnable:
         argv = shlex.split(command)
         assert argv[0] == "edgecodec"
         assert cli(argv[1:]) == 0, command
     assert Path("photo_decoded.png").is_file()
-    assert "photo.ecz" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "photo.ecz" in out and "clip.ecz: 4 frames" in out
