@@ -100,7 +100,8 @@ class Codec:
                 raise ModelError(f"model {self.model.name} has no inter tables for layer {layer}")
             codes = lyr.quantizer.codes.detach().cpu().float().numpy()
             inv_std = (1.0 / lyr.ze_std.detach().cpu().float()).numpy()
-            self._layer_codes[layer] = LayerCodes(codes, inv_std, prior.new_bits)
+            low = float(prior.new_bits.min()) if prior.rank_bits is None else float(prior.rank_bits.min())
+            self._layer_codes[layer] = LayerCodes(codes, inv_std, prior.switch_bits, low)
         return self._layer_codes[layer]
 
     def decode(self, ids: np.ndarray, layer: int, size: tuple[int, int]) -> np.ndarray:

@@ -31,6 +31,7 @@ from edgecodec.entropy import StaticPrior, encode_ids, smooth_counts
 EXPECTED = Path(__file__).parent / "expected"
 PACKET_FILE = EXPECTED / "golden_packet.bin"
 INTER_PACKET_FILE = EXPECTED / "golden_inter_packet.bin"
+INTER_NEAR_PACKET_FILE = EXPECTED / "golden_inter_near_packet.bin"
 CONTAINER_FILE = EXPECTED / "golden.ecz"
 V1_PACKET_FILE = EXPECTED / "golden_v1_packet.bin"
 V1_CONTAINER_FILE = EXPECTED / "golden_v1.ecz"
@@ -107,6 +108,36 @@ def golden_inter_prior() -> InterPrior:
     for _ in range(32):
         counter.add(*_training_pair(rng))
     return InterPrior.from_tensors(counter.tensors())
+
+
+def golden_near() -> np.ndarray:
+    """A fixed near-code table (version 2 tables): the 8 "nearest" codes of code k are k+1, k-1, k+2, k-2, ... mod K."""
+    k = np.arange(NUM_IDS)[:, None]
+    steps = np.array([1, -1, 2, -2, 3, -3, 4, -4])
+    return (k + steps) % NUM_IDS
+
+
+def golden_inter_near_prior() -> InterPrior:
+    """The inter prior of version 2: the same pairs as :func:`golden_inter_prior`, counted with :func:`golden_near`."""
+    counter = InterCounter(NUM_IDS, block=INTER_BLOCK, near=golden_near())
+    rng = np.random.default_rng(11)
+    for _ in range(32):
+        counter.add(*_training_pair(rng))
+    return InterPrior.from_tensors(counter.tensors())
+
+
+def golden_inter_near_packet_bytes() -> bytes:
+    """The golden P-frame coded with the version 2 tables (its NEW ids 17 and 250 are outside their near lists,
+    4 = ref + 1 at (5, 15) is ranked)."""
+    payload = encode_ids(golden_inter_near_ids(), golden_inter_near_prior(), golden_reference())
+    packet = replace(golden_packets()[1], payload=payload)
+    return encode_packet(packet)
+
+
+def golden_inter_near_ids() -> np.ndarray:
+    ids = golden_inter_ids().copy()
+    ids[5, 15] = (golden_reference()[5, 15] + 1) % NUM_IDS
+    return ids
 
 
 def golden_reference() -> np.ndarray:
@@ -194,6 +225,7 @@ def main() -> None:
     for path, data in (
         (PACKET_FILE, golden_packet_bytes()),
         (INTER_PACKET_FILE, golden_inter_packet_bytes()),
+        (INTER_NEAR_PACKET_FILE, golden_inter_near_packet_bytes()),
         (CONTAINER_FILE, golden_container_bytes()),
     ):
         path.write_bytes(data)

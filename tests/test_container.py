@@ -291,6 +291,18 @@ def test_golden_packet():
     np.testing.assert_array_equal(ids, golden.golden_grids()[0])
 
 
+def test_golden_inter_packet_with_near_code_ranks():
+    """Version 2 inter tables: NEW ids coded as ranks in the reference code's near list, or in full."""
+    golden = load_golden()
+    expected = golden.INTER_NEAR_PACKET_FILE.read_bytes()
+    assert golden.golden_inter_near_packet_bytes() == expected, golden_message(golden)
+    p = decode_packet(expected)
+    ref, ids = golden.golden_reference(), golden.golden_inter_near_ids()
+    out = decode_ids(p.payload, golden.golden_inter_near_prior(), ref.shape, ref)
+    np.testing.assert_array_equal(out, ids)
+    assert golden.golden_inter_near_prior().near.shape == (golden.NUM_IDS, 8)
+
+
 def test_golden_inter_packet():
     golden = load_golden()
     expected = golden.INTER_PACKET_FILE.read_bytes()
@@ -359,6 +371,7 @@ def test_golden_v1_container():
 
 def test_golden_files_are_all_known():
     golden = load_golden()
-    files = {golden.PACKET_FILE, golden.INTER_PACKET_FILE, golden.CONTAINER_FILE, golden.V1_PACKET_FILE,
+    files = {golden.PACKET_FILE, golden.INTER_PACKET_FILE, golden.INTER_NEAR_PACKET_FILE, golden.CONTAINER_FILE,
+             golden.V1_PACKET_FILE,
              golden.V1_CONTAINER_FILE}  # fmt: skip
     assert set(golden.EXPECTED.iterdir()) == files

@@ -471,3 +471,102 @@ def test_tables_are_deterministic():
     assert np.array_equal(a.new_table.probabilities, b.new_table.probabilities)
     assert a.mode_tables.freqs.sum(1).tolist() == [1 << 16] * 16 and int(a.new_table.freqs.sum()) == 1 << 16
     assert isinstance(a.mode_tables, Tables)
+
+
+# ---- version 2: NEW ids as ranks in the reference code's near list ---------------------------------------------------
+def _near_prior(k: int = 64, m: int = 6, seed: int = 5):
+    from edgecodec.coding.inter import near_codes
+
+    rng = np.random.default_rng(seed)
+    codes = rng.normal(size=(k, 4))
+    near = near_codes(codes / np.linalg.norm(codes, axis=1, keepdims=True), m)
+    counter = InterCounter(k, 4, near)
+    for _ in range(4):
+        ref = rng.integers(0, k, (12, 14))
+        ids = ref.copy()
+        sel = rng.random(ref.shape) < 0.2
+        ids[sel] = near[ref[sel], rng.integers(0, m, int(sel.sum()))]
+        far = rng.random(ref.shape) < 0.05
+        ids[far] = rng.integers(0, k, int(far.sum()))
+        counter.add(ids, ref)
+    return InterPrior.from_tensors(counter.tensors()), near, rng
+
+
+def test_near_codes_are_the_most_similar_other_codes() -> None:
+    from edgecodec.coding.inter import near_codes
+
+    codes = np.eye(4)[[0, 0, 1, 2]] + np.array([[0, 0, 0, 0], [0.1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    near = near_codes(codes, 2)
+    assert near.shape == (4, 2) and near[0, 0] == 1 and near[1, 0] == 0
+    assert near[2].tolist() == [0, 1] and not (near == np.arange(4)[:, None]).any()  # ties go to the lower id
+
+
+def test_rank_coded_new_ids_round_trip_and_cost_less() -> None:
+    prior, near, rng = _near_prior()
+    assert prior.near is not None and repr(prior).endswith("near=6)")
+    ref = rng.integers(0, 64, (20, 24))
+    ids = ref.copy()
+    sel = rng.random(ref.shape) < 0.15
+    ids[sel] = near[ref[sel], rng.integers(0, 6, int(sel.sum()))]
+    ids[3, 4] = (ref[3, 4] + 7) % 64 if (ref[3, 4] + 7) % 64 not in near[ref[3, 4]] else ids[3, 4]
+    payload = encode_ids(ids, prior, ref)
+    np.testing.assert_array_equal(decode_ids(payload, prior, ids.shape, ref), ids)
+    tensors = {k: v for k, v in InterCounter(64, 4).tensors().items()}
+    v1 = InterPrior.from_tensors({**tensors, "inter_mode": prior_tensors(prior)["inter_mode"]})
+    assert len(payload) < len(encode_ids(ids, v1, ref))
+    bits = prior.switch_bits(ref[sel], ids[sel])
+    assert np.all(bits <= prior.rank_bits.max() + 1e-9)
+
+
+def prior_tensors(prior: InterPrior) -> dict:
+    counter = InterCounter(prior.num_ids, prior.block)
+    return {**counter.tensors(), "inter_mode": np.ones((16, 5), np.int64)}
+
+
+def test_a_full_id_that_its_rank_would_name_is_refused() -> None:
+    """Forged payload: an id coded in full although it is in the near list."""
+    prior, near, rng = _near_prior()
+    ref = np.zeros((4, 4), np.int64)
+    ids = ref.copy()
+    ids[1, 1] = near[0, 0]
+    forged = InterPrior(
+        np.ones((16, 5), np.int64), np.ones(64, np.int64), 4, near, np.ones(near.shape[1] + 1, np.int64)
+    )
+    segments = list(forged.segments(ids, ref))
+    rank = segments[-1]
+    assert rank.tables is forged.rank_table and rank.symbols.tolist() == [0]
+    doctored = segments[:-1] + [
+        Segment(forged.rank_table, 0, np.array([near.shape[1]])),
+        Segment(forged.new_table, 0, np.array([near[0, 0]])),
+    ]
+
+    class Doctored:  # codes the doctored segments through the real coder
+        num_ids = 64
+
+        def segments(self, ids: np.ndarray, previous: np.ndarray | None = None) -> list[Segment]:
+            return doctored
+
+        def decode(self, shape, read, previous=None):  # noqa: ANN001, ANN201 - never called
+            raise NotImplementedError
+
+    payload = encode_ids(ids, Doctored(), ref)
+    with pytest.raises(BitstreamError, match="rank would have named"):
+        decode_ids(payload, forged, ids.shape, ref)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"inter_near": np.zeros((64, 6), np.int64)}, "other codes' ids|repeats"),
+        ({"inter_near": np.tile(np.arange(1, 7), (64, 1))}, "other codes' ids"),
+        ({"inter_rank": np.ones(3, np.int64)}, "rank counts"),
+        ({"inter_param": np.array([2, 4, 5])}, "columns"),
+        ({"inter_param": np.array([3, 4, 6])}, "version 1 or 2"),
+    ],
+)
+def test_version_2_tables_are_validated(change: dict, message: str) -> None:
+    prior, near, _ = _near_prior()
+    counter = InterCounter(64, 4, near)
+    tensors = {**counter.tensors(), **change}
+    with pytest.raises(ValueError, match=message):
+        InterPrior.from_tensors(tensors)

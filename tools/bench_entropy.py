@@ -88,19 +88,20 @@ def inter_table(codec: Codec, first, rgb: np.ndarray, repeats: int) -> None:  # 
     if not layers:
         print(f"model {codec.model.name} has no inter tables: no P-frame timings")
         return
-    lam = InterSettings().lam
+    settings = InterSettings()
     code = codec.encode(rgb, latents=tuple(layers))
-    print(f"\nP-frames (lambda {lam:g}; median / fastest, ms)")
+    print(f"\nP-frames (lambda {settings.lam:g} at layer 1, doubled per layer; median / fastest, ms)")
     print(f"{'layer':>5} {'changed':>8} {'payload B':>9} {'intra B':>8} {'replenish ms':>15} {'encode ms':>15} "
           f"{'decode ms':>15} {'P added ms':>10}")  # fmt: skip
     for layer in layers:
         ref, best, z = first.ids[layer - 1], code.ids[layer - 1], code.latents[layer]
+        lam = settings.layer_lambda(layer)
         lc = codec.layer_codes(layer)
         ids = replenish(best, ref, z, lc, lam).ids
         payload = codec.code_ids(ids, layer, reference=ref)
         if not np.array_equal(decode_inter(codec, payload, layer, ids.shape, ref), ids):
             raise SystemExit(f"layer {layer}: decoded P-frame ids differ from the encoded ones")
-        rep = timed(lambda best=best, ref=ref, z=z, lc=lc: replenish(best, ref, z, lc, lam), repeats)
+        rep = timed(lambda best=best, ref=ref, z=z, lc=lc, lam=lam: replenish(best, ref, z, lc, lam), repeats)
         enc = timed(lambda ids=ids, layer=layer, ref=ref: codec.code_ids(ids, layer, reference=ref), repeats)
         dec = timed(lambda p=payload, layer=layer, ref=ref: decode_inter(codec, p, layer, ref.shape, ref), repeats)
         intra = len(codec.code_ids(best, layer))

@@ -18,6 +18,7 @@ are written back unchanged (checked), so only the priors and hence the fingerpri
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from edgecodec.capture import VideoSource
 from edgecodec.codec import Codec
 from edgecodec.coding.gop import InterSettings
-from edgecodec.coding.inter import InterCounter, inter_tables
+from edgecodec.coding.inter import DEFAULT_NEAR, InterCounter, inter_tables, near_codes
 from edgecodec.coding.replenish import LayerCodes, replenish
 from edgecodec.entropy import smooth_counts
 from edgecodec.zoo import export_tensors, save_model
@@ -49,10 +50,12 @@ def layer_codes(codec: Codec, layer: int) -> LayerCodes:
     """The replenishment inputs of ``layer`` with NEW-id bits from the intra unigram table."""
     lyr = codec.model.net.layers[layer - 1]
     freqs = smooth_counts(codec.model.priors[layer - 1]).astype(np.float64)
+    bits = -np.log2(freqs / freqs.sum())
     return LayerCodes(
         lyr.quantizer.codes.detach().cpu().float().numpy(),
         (1.0 / lyr.ze_std.detach().cpu().float()).numpy(),
-        -np.log2(freqs / freqs.sum()),
+        lambda ref, new: bits[new],
+        float(bits.min()),
     )
 
 
@@ -79,7 +82,7 @@ def count_clip(
                 if key or refs[i] is None:
                     refs[i] = best
                     continue
-                ids = replenish(best, refs[i], code.latents[layer], codes[i], settings.lam).ids
+                ids = replenish(best, refs[i], code.latents[layer], codes[i], settings.layer_lambda(layer)).ids
                 counters[i].add(ids, refs[i])
                 refs[i] = ids
             used += 1
@@ -96,19 +99,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--lambda", dest="lam", type=float, default=defaults.lam, help="replenishment lambda")
     ap.add_argument("--keyframe-seconds", type=float, default=defaults.keyframe_seconds)
     ap.add_argument("--block", type=int, default=4, help="tile side of the changed-tile flags (default 4)")
+    ap.add_argument("--near", type=int, default=DEFAULT_NEAR, help=f"near codes per code (default {DEFAULT_NEAR})")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     codec = Codec(args.model, backend=args.backend)
     model = codec.model
     settings = InterSettings(True, args.keyframe_seconds, args.lam)
-    counters = [InterCounter(c.codebook_size, args.block) for c in model.net.config.layers]
+    counters = [
+        InterCounter(c.codebook_size, args.block, near_codes(layer_codes(codec, i).codes, args.near))
+        for i, c in enumerate(model.net.config.layers, start=1)
+    ]
     t0 = time.time()
     clips = [count_clip(codec, clip, counters, settings, args.quiet) for clip in args.clips]
     seconds = time.time() - t0
     card = {k: v for k, v in model.card.items() if k not in _DERIVED_CARD_KEYS}
     card["inter_priors"] = {
         "note": "P-frame tables counted by tools/count_inter_priors.py (prior_inter_mode.L, prior_inter_new.L, "
-        "prior_inter_param.L); weights and intra priors unchanged",
+        "prior_inter_near.L, prior_inter_rank.L, prior_inter_param.L); weights and intra priors unchanged",
+        "command": "python tools/count_inter_priors.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "previous_fingerprint": model.fingerprint_hex,
         "clips": clips,
         "lambda": args.lam,
@@ -127,12 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{sum(int(c['frames'].split(':')[1]) - int(c['frames'].split(':')[0]) for c in clips)} frames of "
           f"{len(clips)} clips in {seconds:.0f} s; saved {args.out} fingerprint {new.fingerprint_hex} "
           f"(was {model.fingerprint_hex})")  # fmt: skip
-    print(f"{'layer':>5} {'P-frames':>8} {'changed %':>9} {'copy %':>7} {'NEW %':>6}")
+    print(f"{'layer':>5} {'P-frames':>8} {'changed %':>9} {'copy %':>7} {'ranked %':>8} {'in full %':>9}")
     for layer, c in enumerate(counters, start=1):
         changed = max(c.changed, 1)
-        new_ids = int(c.new.sum())
+        ranked, full = int(c.rank[:-1].sum()), int(c.rank[-1])
         print(f"{layer:>5} {c.frames:>8} {100 * c.changed / max(c.positions, 1):9.3f} "
-              f"{100 * (changed - new_ids) / changed:7.1f} {100 * new_ids / changed:6.1f}")  # fmt: skip
+              f"{100 * (changed - ranked - full) / changed:7.1f} {100 * ranked / changed:8.1f} "
+              f"{100 * full / changed:9.1f}")  # fmt: skip
     return 0
 
 

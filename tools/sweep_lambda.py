@@ -8,7 +8,8 @@ For each clip (``PATH@START:STOP``), each lambda and each layer held fixed, the 
 would (keyframes every ``--keyframe-seconds``, P-frames in between; tools/rd_inter.py) and decoded as a receiver
 would. Printed per row: kbps, PSNR, mean bits of the P-frames, how many times fewer than an intra frame of the same
 layer (keyframes of the lambda-0 run's layer, the same frames), and the P-frames' PSNR against intra coding of the
-same frames. Choose lambda on clips that are not used for acceptance.
+same frames. Lambda is the preset's ``replenish_lambda``: layer 1's, doubled at each coarser layer. Choose it on clips
+that are not used for acceptance.
 """
 
 from __future__ import annotations

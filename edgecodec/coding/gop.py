@@ -34,11 +34,17 @@ __all__ = ["CodedFrame", "InterEncoder", "InterSettings", "ReferenceStore"]
 @dataclass(frozen=True)
 class InterSettings:
     """``enabled``: P-frames at all; ``keyframe_seconds``: longest time between keyframes (> 0); ``lam``: the
-    replenishment lambda (distortion units per bit, :mod:`edgecodec.coding.replenish`)."""
+    replenishment lambda of layer 1 (distortion units per bit, :mod:`edgecodec.coding.replenish`), doubled at each
+    coarser layer (:meth:`layer_lambda`)."""
 
     enabled: bool = True
     keyframe_seconds: float = 2.0
     lam: float = 0.04
+
+    def layer_lambda(self, layer: int) -> float:
+        """The lambda of 1-based ``layer``: ``lam`` at layer 1, doubled at every coarser layer (an id of the next layer
+        stands for four times the pixels; measured in docs/inter.md, "Choosing lambda")."""
+        return self.lam * 2.0 ** (layer - 1)
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ class InterEncoder:
         delta_us = timestamp_us - ref.timestamp_us
         if not 1 <= (seq - ref.seq) % (1 << 32) <= MAX_REF_DELTA or abs(delta_us) > _MAX_DELTA_US:
             return CodedFrame(layer, best, intra, None, intra_bytes=len(intra))  # the header cannot name it
-        lam = self.settings.lam
+        lam = self.settings.layer_lambda(layer)
         rep = replenish(best, ref.ids, z, self.codec.layer_codes(layer), lam)
         inter = self.codec.code_ids(rep.ids, layer, reference=ref.ids)
         extra_bits = 8 * (len(inter) + bitstream.INTER_HEADER_SIZE - len(intra) - bitstream.HEADER_SIZE)

@@ -19,13 +19,16 @@ positions, so the whole grid costs a few milliseconds):
    grid step), the first in that order whose reference id equals it, or is NEW. The mode is coded with a counted
    table per context; the context is the set of offsets that can be copied at all (inside the grid and holding
    another id than the reference at the position itself): 16 contexts of 5 modes.
-4. **NEW ids**, with one counted table of the ids that P-frames introduce.
+4. **NEW ids**: each as its rank among the reference code's M nearest codes (a stored integer list per code, counted
+   rank table), and only an id outside that list in full, with a counted table of the ids P-frames introduce. A
+   changed id is most often a code near the one it replaces.
 
 Positions are taken in row-major order everywhere. The decoder checks every count and mode against what the encoder
 can produce, so a corrupt payload raises :class:`~edgecodec.errors.BitstreamError`.
 
 Stored tables per layer ``l`` (int64, covered by the model fingerprint): ``prior_inter_mode.l`` (16, 5),
-``prior_inter_new.l`` (K,), ``prior_inter_param.l`` = ``[version, block]``. They are counted by
+``prior_inter_new.l`` (K,), ``prior_inter_near.l`` (K, M), ``prior_inter_rank.l`` (M + 1,), ``prior_inter_param.l`` =
+``[2, block, M]`` (version 1, ``[1, block]``, codes every NEW id in full and has no near or rank table). They are counted by
 :class:`InterCounter` (``tools/count_inter_priors.py``). Source: the inter-frame issue (#11), docs/bitstream.md.
 """
 
@@ -47,6 +50,7 @@ __all__ = [
     "inter_tables",
     "mode_contexts",
     "modes",
+    "near_codes",
 ]
 
 INTER_OFFSETS = ((0, -1), (-1, 0), (0, 1), (1, 0))
@@ -56,7 +60,8 @@ NUM_CONTEXTS = 1 << len(INTER_OFFSETS)
 TEXTURE_CLASS = np.array([0, 1, 1, 2, 2], np.int64)  # reference neighbours with another id (0..4) -> class
 NUM_CLASSES = 3
 DEFAULT_BLOCK = 4
-_PARAM_VERSION = 1
+_PARAM_VERSION = 2  # [2, block, M]: NEW ids as ranks among the reference code's M nearest codes; 1: [1, block]
+DEFAULT_NEAR = 64
 _ALPHA = 4  # pseudo-counts of the overall mode distribution added to each context's counts
 _PREFIX = "inter_"
 _BIT = Tables(np.array([1, 1], np.uint32))  # a uniform bit
@@ -187,10 +192,21 @@ class InterPrior:
     :class:`~edgecodec.priors.SequentialPrior` whose ``previous`` is required.
 
     ``mode_counts``: (16, 5) int counts of the modes per context; ``new_counts``: (K,) int counts of NEW ids;
-    ``block``: tile side in ids (1..64). Raises ValueError for tables of the wrong shape or sign.
+    ``block``: tile side in ids (1..64). ``near`` (K, M) ints: for each code, the M nearest other codes, nearest first
+    (an integer table stored with the model, so both ends agree whatever their floating point), with ``rank_counts``
+    (M + 1,): how often a NEW id was the r-th nearest code of the reference id, or none of them (r = M). With them a
+    NEW id is coded as that rank, and only an id outside the list as itself. Raises ValueError for tables of the wrong
+    shape, sign or range.
     """
 
-    def __init__(self, mode_counts: np.ndarray, new_counts: np.ndarray, block: int = DEFAULT_BLOCK) -> None:
+    def __init__(
+        self,
+        mode_counts: np.ndarray,
+        new_counts: np.ndarray,
+        block: int = DEFAULT_BLOCK,
+        near: np.ndarray | None = None,
+        rank_counts: np.ndarray | None = None,
+    ) -> None:
         mode_counts, new_counts = np.asarray(mode_counts), np.asarray(new_counts)
         if mode_counts.shape != (NUM_CONTEXTS, NEW + 1):
             raise ValueError(f"inter mode counts must have shape {(NUM_CONTEXTS, NEW + 1)}, got {mode_counts.shape}")
@@ -207,25 +223,68 @@ class InterPrior:
         self.mode_tables = Tables(smooth_rows(blended))
         self.new_table = Tables(smooth_counts(new_counts))
         self.new_bits = -np.log2(self.new_table.probabilities[0])
-        """``(K,)`` float64: ideal bits of each id as a NEW id (the replenishment decision's rate estimate)."""
+        """``(K,)`` float64: ideal bits of each id as a NEW id outside the reference's near list."""
+        self.near = self.rank_table = self.rank_bits = None
+        if (near is None) != (rank_counts is None):
+            raise ValueError("the near-code table and the rank counts go together")
+        if near is not None:
+            self._set_near(np.asarray(near), np.asarray(rank_counts))
+
+    def _set_near(self, near: np.ndarray, rank_counts: np.ndarray) -> None:
+        k = self.num_ids
+        if near.ndim != 2 or near.shape[0] != k or not 1 <= near.shape[1] < k:
+            raise ValueError(f"inter near-code table must have shape ({k}, M) with 1 <= M < {k}, got {near.shape}")
+        m = near.shape[1]
+        if rank_counts.shape != (m + 1,) or (rank_counts < 0).any() or (rank_counts >= 1 << 40).any():
+            raise ValueError(f"inter rank counts must be {m + 1} non-negative counts below 2**40")
+        if near.min() < 0 or near.max() >= k or (near == np.arange(k)[:, None]).any():
+            raise ValueError(f"inter near-code table must hold other codes' ids in [0, {k})")
+        if (np.sort(near, 1)[:, 1:] == np.sort(near, 1)[:, :-1]).any():
+            raise ValueError("inter near-code table repeats a code in a row")
+        self.near = near.astype(np.int64)
+        self.rank_table = Tables(smooth_counts(rank_counts))
+        self.rank_bits = -np.log2(self.rank_table.probabilities[0])
+        """``(M + 1,)`` float64: ideal bits of a NEW id at each rank of the near list (the last: outside it)."""
+
+    def ranks(self, ref_ids: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
+        """Rank of each NEW id in its reference id's near list (0 = nearest), M where it is not in the list."""
+        m = self.near.shape[1]
+        hit = self.near[ref_ids] == np.asarray(new_ids)[:, None]
+        return np.where(hit.any(1), hit.argmax(1), m)
+
+    def switch_bits(self, ref_ids: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
+        """Ideal bits of coding each ``new_ids`` as a NEW id against ``ref_ids`` (conditional replenishment's rate)."""
+        if self.near is None:
+            return self.new_bits[new_ids]
+        rank = self.ranks(ref_ids, new_ids)
+        return self.rank_bits[rank] + np.where(rank == self.near.shape[1], self.new_bits[new_ids], 0.0)
 
     @classmethod
     def from_tensors(cls, tensors: Mapping[str, np.ndarray]) -> InterPrior:
-        """From a model file's ``inter_mode``, ``inter_new``, ``inter_param`` tables; ValueError if they do not fit."""
+        """From a model file's ``inter_mode``, ``inter_new``, ``inter_param`` tables (and, in version 2,
+        ``inter_near`` and ``inter_rank``); ValueError if they do not fit."""
         missing = {"inter_mode", "inter_new", "inter_param"} - set(tensors)
         if missing:
             raise ValueError(f"inter prior tables missing: {', '.join(sorted(missing))}")
         param = np.asarray(tensors["inter_param"])
-        if param.shape != (2,) or int(param[0]) != _PARAM_VERSION:
-            raise ValueError(f"unknown inter prior parameters {param.tolist()} (expected version {_PARAM_VERSION})")
-        for name in ("inter_mode", "inter_new"):
+        version = int(param[0]) if param.ndim == 1 and param.size else -1
+        if (version, param.shape) not in ((1, (2,)), (2, (3,))):
+            raise ValueError(f"unknown inter prior parameters {param.tolist()} (expected version 1 or 2)")
+        names = ("inter_mode", "inter_new") + (("inter_near", "inter_rank") if version == 2 else ())
+        for name in names:
+            if name not in tensors:
+                raise ValueError(f"inter prior table {name!r} missing")
             t = np.asarray(tensors[name])
             if not np.issubdtype(t.dtype, np.integer) or (t < 0).any():
                 raise ValueError(f"inter prior table {name!r} must hold non-negative integers")
-        return cls(tensors["inter_mode"], tensors["inter_new"], int(param[1]))
+        if version == 2 and np.asarray(tensors["inter_near"]).shape[1:] != (int(param[2]),):
+            raise ValueError(f"inter near-code table does not have the {int(param[2])} columns its parameters say")
+        near = (tensors["inter_near"], tensors["inter_rank"]) if version == 2 else (None, None)
+        return cls(tensors["inter_mode"], tensors["inter_new"], int(param[1]), *near)
 
     def __repr__(self) -> str:
-        return f"InterPrior(num_ids={self.num_ids}, block={self.block})"
+        near = "" if self.near is None else f", near={self.near.shape[1]}"
+        return f"InterPrior(num_ids={self.num_ids}, block={self.block}{near})"
 
     def _reference(self, previous: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
         if previous is None:
@@ -258,9 +317,31 @@ class InterPrior:
             values = ids[ys, xs]
             mode = _modes_at(values, *_neighbours_at(ref, ys, xs))
             yield Segment(self.mode_tables, ctx[flat].astype(np.int64), mode)
-            new = values[mode == NEW]
-            if new.size:
-                yield Segment(self.new_table, 0, new)
+            yield from self._new_segments(ref[ys, xs][mode == NEW], values[mode == NEW])
+
+    def _new_segments(self, ref_ids: np.ndarray, new_ids: np.ndarray) -> Iterator[Segment]:
+        """NEW ids: their ranks in the reference ids' near lists, then the ids outside them (or all ids, version 1)."""
+        if not new_ids.size:
+            return
+        if self.near is not None:
+            rank = self.ranks(ref_ids, new_ids)
+            yield Segment(self.rank_table, 0, rank)
+            new_ids = new_ids[rank == self.near.shape[1]]
+        if new_ids.size:
+            yield Segment(self.new_table, 0, new_ids)
+
+    def _read_new(self, read: SymbolReader, ref_ids: np.ndarray) -> np.ndarray:
+        if self.near is None:
+            return read(self.new_table, 0, ref_ids.size).astype(np.int64)
+        m = self.near.shape[1]
+        rank = read(self.rank_table, 0, ref_ids.size).astype(np.int64)
+        out = self.near[ref_ids, np.minimum(rank, m - 1)]
+        outside = rank == m
+        if outside.any():
+            out[outside] = read(self.new_table, 0, int(outside.sum()))
+            if (self.ranks(ref_ids[outside], out[outside]) < m).any():
+                raise BitstreamError("corrupt inter payload: a NEW id coded in full that its rank would have named")
+        return out
 
     def decode(self, shape: tuple[int, int], read: SymbolReader, previous: np.ndarray | None = None) -> np.ndarray:
         ref = self._reference(previous, shape)
@@ -289,7 +370,7 @@ class InterPrior:
         values = np.empty(k, np.int64)
         values[cols] = nbs[mode[cols], cols]
         if cols.size < k:
-            values[~copy] = read(self.new_table, 0, k - cols.size)
+            values[~copy] = self._read_new(read, ref[ys, xs][~copy])
         if (values == ref[ys, xs]).any() or not np.array_equal(_modes_at(values, nbs, usable), mode):
             raise BitstreamError("corrupt inter payload: ids that the encoder cannot produce")
         ids[ys, xs] = values
@@ -300,10 +381,14 @@ class InterPrior:
 class InterCounter:
     """Counts the statistics of the inter prior over (P-frame ids, reference ids) pairs of one layer."""
 
-    def __init__(self, num_ids: int, block: int = DEFAULT_BLOCK) -> None:
+    def __init__(self, num_ids: int, block: int = DEFAULT_BLOCK, near: np.ndarray | None = None) -> None:
+        """``near``: the (K, M) near-code table to count NEW ids' ranks against (:func:`near_codes`); without it the
+        tables are those of version 1 (NEW ids coded in full)."""
         self.num_ids, self.block = int(num_ids), int(block)
         self.mode = np.zeros((NUM_CONTEXTS, NEW + 1), np.int64)
         self.new = np.zeros(self.num_ids, np.int64)
+        self.near = None if near is None else np.asarray(near).astype(np.int64)
+        self.rank = None if near is None else np.zeros(self.near.shape[1] + 1, np.int64)
         self.frames = 0
         self.positions = 0
         self.changed = 0
@@ -321,15 +406,39 @@ class InterCounter:
         mode = _modes_at(ids[ys, xs], *_neighbours_at(ref, ys, xs))
         ctx = mode_contexts(ref)[ys, xs].astype(np.int64)
         self.mode += np.bincount(ctx * (NEW + 1) + mode, minlength=self.mode.size).reshape(self.mode.shape)
-        self.new += np.bincount(ids[ys, xs][mode == NEW], minlength=self.num_ids)
+        new_ids, ref_ids = ids[ys, xs][mode == NEW], ref[ys, xs][mode == NEW]
+        if self.near is not None:
+            m = self.near.shape[1]
+            hit = self.near[ref_ids] == new_ids[:, None]
+            rank = np.where(hit.any(1), hit.argmax(1), m)
+            self.rank += np.bincount(rank, minlength=m + 1)
+            new_ids = new_ids[rank == m]
+        self.new += np.bincount(new_ids, minlength=self.num_ids)
         self.frames += 1
         self.positions += ids.size
         self.changed += int(np.count_nonzero(changed))
 
     def tensors(self) -> dict[str, np.ndarray]:
         """The tables a model file stores for :meth:`InterPrior.from_tensors`."""
-        param = np.array([_PARAM_VERSION, self.block], np.int64)
-        return {"inter_mode": self.mode.copy(), "inter_new": self.new.copy(), "inter_param": param}
+        if self.near is None:
+            param = np.array([1, self.block], np.int64)
+            return {"inter_mode": self.mode.copy(), "inter_new": self.new.copy(), "inter_param": param}
+        param = np.array([_PARAM_VERSION, self.block, self.near.shape[1]], np.int64)
+        return {"inter_mode": self.mode.copy(), "inter_new": self.new.copy(), "inter_param": param,
+                "inter_near": self.near.copy(), "inter_rank": self.rank.copy()}  # fmt: skip
+
+
+def near_codes(codes: np.ndarray, m: int = DEFAULT_NEAR) -> np.ndarray:
+    """``(K, m)`` int64: for each of the ``(K, D)`` codes the ``m`` most similar other codes (largest dot product,
+    ties to the lower id). Computed once from the float codebook when the tables are counted and stored as integers,
+    so that no decoder ever recomputes it."""
+    codes = np.asarray(codes, np.float64)
+    k = codes.shape[0]
+    m = min(int(m), k - 1)
+    sim = codes @ codes.T
+    np.fill_diagonal(sim, -np.inf)
+    order = np.lexsort((np.broadcast_to(np.arange(k), sim.shape), -sim), axis=1)
+    return order[:, :m].astype(np.int64)
 
 
 def has_inter_tables(tables: Mapping[str, np.ndarray]) -> bool:

@@ -15,6 +15,7 @@ receiver decodes exactly what the sender chose.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,12 +30,14 @@ on the counting clips at 1-3 bits; tools/count_inter_priors.py prints it)."""
 @dataclass(frozen=True)
 class LayerCodes:
     """What the decision needs of one layer: ``codes`` (K, D) float32 unit codes, ``inv_std`` (D,) float32 (1 / the
-    running std of z_e; its mean square scales distortion), ``new_bits`` (K,) float64 ideal bits of each id as a NEW
-    id under the inter prior."""
+    running std of z_e; its mean square scales distortion), and ``switch_bits(ref_ids, new_ids)``: the ideal bits of
+    coding each new id (n,) where the reference holds ref_ids (n,) (:meth:`InterPrior.switch_bits`), at least
+    ``min_bits`` each."""
 
     codes: np.ndarray
     inv_std: np.ndarray
-    new_bits: np.ndarray
+    switch_bits: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    min_bits: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,9 @@ def replenish(best: np.ndarray, ref: np.ndarray, z: np.ndarray, layer: LayerCode
     zz = z[differ].astype(np.float32, copy=False)
     b, r = best[differ], ref[differ]
     gain = _distortion(zz, layer.codes[r], layer.inv_std) - _distortion(zz, layer.codes[b], layer.inv_std)
-    switch = gain > lam * (layer.new_bits[b] + SWITCH_FLAG_BITS)
+    switch = gain > lam * (layer.min_bits + SWITCH_FLAG_BITS)  # only these can pay for any switch
+    maybe = np.flatnonzero(switch)
+    switch[maybe] = gain[maybe] > lam * (layer.switch_bits(r[maybe], b[maybe]) + SWITCH_FLAG_BITS)
     ys, xs = np.nonzero(differ)
     out[ys[switch], xs[switch]] = b[switch]
     kept = ~switch
