@@ -144,6 +144,7 @@ class VideoRecorder(Sink):
         self._writer: Any = None
         self._backend = ""
         self._next_us = 0  # the time of a frame written without a timestamp
+        self._last_us: int | None = None
 
     def _open(self, width: int, height: int) -> tuple[int, int]:
         self.size = (width, height)
@@ -167,14 +168,14 @@ class VideoRecorder(Sink):
 
     def write(self, rgb: np.ndarray, timestamp_us: int | None = None) -> bool:
         """Write one frame at ``timestamp_us`` (any clock in microseconds: the first frame's is time 0); without
-        one, frames follow each other at ``fps``."""
+        one, or with one that does not move forward, the frame follows the previous one at ``fps``."""
         _check_rgb(rgb)
         size = self._open(rgb.shape[1], rgb.shape[0]) if self._writer is None or self.size is None else self.size
         if (rgb.shape[1], rgb.shape[0]) != size:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        if timestamp_us is None:
-            timestamp_us = self._next_us
-        self._next_us = timestamp_us + round(1_000_000 / self.fps)
+        if timestamp_us is None or (self._last_us is not None and timestamp_us <= self._last_us):
+            timestamp_us = self._next_us  # no time, or one that does not move forward: follow at fps
+        self._last_us, self._next_us = timestamp_us, timestamp_us + round(1_000_000 / self.fps)
         try:
             if self._backend == "pyav":
                 self._writer.write(rgb, timestamp_us)
