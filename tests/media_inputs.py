@@ -89,3 +89,16 @@ def patches(size: tuple[int, int] = (128, 64)) -> np.ndarray:
         y, x = divmod(i, 4)
         rgb[y * ph : (y + 1) * ph, x * pw : (x + 1) * pw] = colour
     return rgb
+
+
+def presentation(path: Path) -> tuple[list[float], float]:
+    """Every frame's presentation time in seconds (from the first) and the video's duration, read with PyAV."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [(f.pts, f.duration) for f in container.decode(stream)]
+        tb = float(stream.time_base)
+    start = frames[0][0]
+    times = [(pts - start) * tb for pts, _ in frames]
+    return times, times[-1] + frames[-1][1] * tb

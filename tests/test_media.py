@@ -27,7 +27,7 @@ from edgecodec.receiver import FrameReceiver, Outputs
 from edgecodec.sender import FrameCoder
 from edgecodec.sinks import VideoRecorder
 from edgecodec.transport import Message, stream_number
-from tests.media_inputs import PATCHES, damage, moving_frames, patches, set_rotation, write_clip
+from tests.media_inputs import PATCHES, damage, moving_frames, patches, presentation, set_rotation, write_clip
 
 FPS = 30.0
 
@@ -57,17 +57,6 @@ def read_all(reader: PyAVReader | OpenCVReader) -> list[tuple[np.ndarray, int | 
         frames.append(got)
     reader.close()
     return frames
-
-
-def presentation(path: Path) -> tuple[list[float], float]:
-    """Every frame's presentation time in seconds (from the first) and the video's duration, read with PyAV."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = [(f.pts, f.duration) for f in container.decode(stream)]
-        tb = float(stream.time_base)
-    start = frames[0][0]
-    times = [(pts - start) * tb for pts, _ in frames]
-    return times, times[-1] + frames[-1][1] * tb
 
 
 # -- 1. a damaged packet does not end the video --------------------------------------------------------------------
