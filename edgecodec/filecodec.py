@@ -376,13 +376,14 @@ def decode_frame(codec: Codec, packet: bitstream.Packet) -> np.ndarray:
     return decoder.rgb(packet, decoder.ids(packet))
 
 
-def _write_image(path: Path, rgb: np.ndarray) -> None:
+def _write_image(path: Path, rgb: np.ndarray, name: Path) -> None:
+    """Write ``rgb`` to ``path`` (a temporary file); errors name ``name``, the file asked for."""
     try:
         ok = cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     except cv2.error as exc:
-        raise SinkError(f"cannot write image {str(path)!r}: {exc.err or exc}") from None
+        raise SinkError(f"cannot write image {str(name)!r}: {exc.err or exc}") from None
     if not ok:
-        raise SinkError(f"cannot write image {str(path)!r}")
+        raise SinkError(f"cannot write image {str(name)!r}")
 
 
 def _decode_parser() -> argparse.ArgumentParser:
@@ -458,8 +459,9 @@ def _decode_images(codec: Codec, reader: ContainerReader, dst: Path) -> RateStat
         ids = decoder.ids(packet)
         last = decoder.rgb(packet, ids) if ids is not None else last
         if last is not None:
-            with _atomic_output(dst.with_name(dst.name % index)) as part:
-                _write_image(part, last)
+            name = dst.with_name(dst.name % index)
+            with _atomic_output(name) as part:
+                _write_image(part, last, name)
         stats.add(packet)
     decoder.note()
     return stats
@@ -481,7 +483,7 @@ def _decode_one_image(codec: Codec, reader: ContainerReader, dst: Path, frame: i
     if wanted is None:
         raise ConfigError(f"--frame {frame}: the file holds frames 0..{stats.frames - 1}")
     with _atomic_output(dst) as part:
-        _write_image(part, decoder.rgb(*wanted))
+        _write_image(part, decoder.rgb(*wanted), dst)
     if frame is None and stats.frames > 1:
         print(
             f"note: the file holds {stats.frames} frames; wrote frame 0 only (use --frame K, an image name with "

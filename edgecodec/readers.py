@@ -17,6 +17,7 @@ Images: :func:`read_image` tries OpenCV, then Pillow with the EXIF/TIFF orientat
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -171,6 +172,9 @@ class OpenCVReader:
     backend = "opencv"
 
     def __init__(self, path: Path) -> None:
+        # OpenCV's own FFmpeg logs each damaged packet on stderr; this reader counts and reports them instead (the
+        # setting is read when OpenCV first opens a file with FFmpeg; a value set by the user is kept)
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         with quiet_opencv():
             self.cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
         opened = self.cap.isOpened()
