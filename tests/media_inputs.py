@@ -28,17 +28,23 @@ def moving_frames(count: int, size: tuple[int, int] = (96, 64), seed: int = 0) -
     return out
 
 
-def write_clip(path: Path, frames: list[np.ndarray], times_s: list[float], gop: int = 10) -> Path:
-    """H.264 mp4 of ``frames`` shown at ``times_s`` (seconds; 1/90000 time base), a keyframe every ``gop`` frames."""
+def write_clip(
+    path: Path, frames: list[np.ndarray], times_s: list[float], gop: int = 10, codec: str = "libx264"
+) -> Path:
+    """An mp4 of ``frames`` shown at ``times_s`` (seconds; 1/90000 time base), a keyframe every ``gop`` frames; H.264
+    unless ``codec`` names another encoder (libx265, libvpx-vp9, libsvtav1)."""
     import av
 
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30)
+        stream = container.add_stream(codec, rate=30)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.time_base = Fraction(1, 90000)
         stream.time_base = Fraction(1, 90000)
-        stream.options = {"g": str(gop), "keyint_min": str(gop), "bf": "0", "preset": "veryfast", "crf": "20"}
+        if codec == "libx264":
+            stream.options = {"g": str(gop), "keyint_min": str(gop), "bf": "0", "preset": "veryfast", "crf": "20"}
+        else:
+            stream.options = {"g": str(gop)}
         for rgb, t in zip(frames, times_s, strict=True):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts, frame.time_base = round(t * 90000), Fraction(1, 90000)
