@@ -4,8 +4,9 @@ the exact frame size and tagged colour.
 * **Timestamps.** Each frame is written at its own presentation time (its capture timestamp minus the first frame's)
   in a 1/90000 time base, so variable frame rates, pauses and lost frames keep their real timing; a frame's duration
   lasts until the next one (the last frame gets the previous interval). A timestamp that does not move forward is
-  moved one tick after the previous frame. AVI cannot hold free timestamps: there the time base is 1/fps and each
-  frame goes to the nearest free slot of that constant rate (said once on stderr).
+  moved one tick after the previous frame. AVI cannot hold free timestamps: there the time base is 1/fps, each frame
+  goes to the nearest free slot of that constant rate, and the previous frame is repeated over a gap (said once on
+  stderr), so the timing is kept to the nearest frame.
 * **Size.** Even sizes are coded as yuv420p. Odd sizes are kept exactly by coding yuv444p (H.264 High 4:4:4, which
   allows any size) instead of trimming a column or a row; one line on stderr says so.
 * **Colour.** RGB is converted with the BT.709 matrix to limited ("TV", 16-235) range, and the stream is tagged
@@ -67,6 +68,7 @@ class PyAVWriter:
         self._durations: dict[int, int] = {}
         self._last_duration: int | None = None
         self.retimed = 0
+        self.filled = False
 
     def _ticks(self, timestamp_us: int) -> int:
         if self._first_us is None:
@@ -78,16 +80,31 @@ class PyAVWriter:
             if self.retimed == 1 and self.constant_rate:
                 print(f"note: {self.name}: AVI holds a constant frame rate: frames moved to free slots of "
                       f"{self.fps:g} fps", file=sys.stderr)  # fmt: skip
+        if self.constant_rate and self._last_ticks is not None and ticks > self._last_ticks + 1 and not self.filled:
+            self.filled = True
+            print(f"note: {self.name}: AVI holds a constant frame rate ({self.fps:g} fps): the previous frame is "
+                  "repeated over gaps", file=sys.stderr)  # fmt: skip
         self._last_ticks = ticks
         return ticks
 
-    def write(self, rgb: np.ndarray, timestamp_us: int) -> None:
-        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    def _frame(self, rgb: np.ndarray, pts: int) -> Any:
+        frame = self._av.VideoFrame.from_ndarray(rgb, format="rgb24")
         frame = frame.reformat(format=self.pix_fmt, **self._convert)
-        frame.pts, frame.time_base = self._ticks(timestamp_us), self.time_base
+        frame.pts, frame.time_base = pts, self.time_base
+        return frame
+
+    def write(self, rgb: np.ndarray, timestamp_us: int) -> None:
+        rgb = np.ascontiguousarray(rgb)
+        frame = self._frame(rgb, self._ticks(timestamp_us))
         if self._held is not None:
-            self._encode(self._held, frame.pts - self._held.pts)
-        self._held = frame
+            held, held_rgb = self._held
+            if self.constant_rate:  # every slot holds a frame: the previous one is repeated over a gap
+                self._encode(held, 1)
+                for slot in range(held.pts + 1, frame.pts):
+                    self._encode(self._frame(held_rgb, slot), 1)
+            else:
+                self._encode(held, frame.pts - held.pts)
+        self._held = frame, rgb
 
     def _encode(self, frame: Any, duration: int | None) -> None:
         duration = max(1, duration or round(1 / (self.fps * self.time_base)))
@@ -105,8 +122,8 @@ class PyAVWriter:
     def close(self) -> None:
         try:
             if self._held is not None:
-                last, self._held = self._held, None
-                self._encode(last, self._last_duration)
+                (last, _), self._held = self._held, None
+                self._encode(last, 1 if self.constant_rate else self._last_duration)
             self._mux(self.stream.encode())
         finally:
             self.container.close()

@@ -90,6 +90,20 @@ def test_variable_frame_rate_keeps_presentation_times(tmp_path: Path, capsys: py
     assert decoded[30] == pytest.approx(5.0, abs=1 / FPS) and duration == pytest.approx(6.0, abs=1 / FPS)
 
 
+def test_constant_rate_container_keeps_the_pause(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """AVI holds no free times: frames go to the nearest slot of its constant rate, the previous frame is repeated
+    over the pause, and a note says so."""
+    times = [i / FPS for i in range(10)] + [2 + i / FPS + 0.004 for i in range(10)]
+    with VideoRecorder(tmp_path / "vfr.avi", fps=FPS) as recorder:
+        for rgb, t in zip(moving_frames(20), times, strict=True):
+            recorder.write(rgb, round(t * 1e6))
+    decoded, duration = presentation(tmp_path / "vfr.avi")
+    assert len(decoded) == round((times[-1] + 1 / FPS) * FPS)  # every slot of the constant rate holds a frame
+    assert decoded[round(times[10] * FPS)] == pytest.approx(times[10], abs=1 / FPS)
+    assert duration == pytest.approx(times[-1] + 1 / FPS, abs=1 / FPS)
+    assert "constant frame rate" in capsys.readouterr().err
+
+
 # -- 3. lost frames do not compress time in recordings -------------------------------------------------------------
 def test_recording_under_loss_lasts_as_long_as_the_stream(codec: Codec, tmp_path: Path) -> None:
     rate = tmp_path / "rate.toml"
