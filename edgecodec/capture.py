@@ -4,8 +4,9 @@ Every source is an iterator of :class:`Frame` (RGB, ``uint8``, ``H x W x 3``) an
 ``size=(W, H)`` resizes every frame (for a raw ``.yuv`` file it is the frame size instead, which the file cannot
 tell), ``frames=N`` stops after N frames, ``loop=True`` restarts a file at its end, and ``pace_fps`` sleeps so frames
 come out at that rate, as a camera would deliver them. ``timestamp_us`` is the wall-clock capture time in microseconds
-since the epoch (the clock can be replaced for tests). Anything that cannot be opened or read raises
-:class:`~edgecodec.errors.SourceError` naming the camera, file or folder.
+since the epoch (the clock can be replaced for tests); ``pts_us`` the presentation time a video file gives the frame
+(:mod:`edgecodec.readers`). Anything that cannot be opened raises :class:`~edgecodec.errors.SourceError` naming the
+camera, file or folder; damaged video data and unreadable images in a folder are skipped with one warning line.
 """
 
 from __future__ import annotations
@@ -252,6 +253,8 @@ class VideoSource(FrameSource):
         return True
 
     def _close(self) -> None:
+        if self._reader.skipped:
+            self._report()
         self._reader.close()
 
 
