@@ -4,17 +4,18 @@ Every source is an iterator of :class:`Frame` (RGB, ``uint8``, ``H x W x 3``) an
 ``size=(W, H)`` resizes every frame (for a raw ``.yuv`` file it is the frame size instead, which the file cannot
 tell), ``frames=N`` stops after N frames, ``loop=True`` restarts a file at its end, and ``pace_fps`` sleeps so frames
 come out at that rate, as a camera would deliver them. ``timestamp_us`` is the wall-clock capture time in microseconds
-since the epoch (the clock can be replaced for tests). Anything that cannot be opened or read raises
-:class:`~edgecodec.errors.SourceError` naming the camera, file or folder.
+since the epoch (the clock can be replaced for tests); ``pts_us`` the presentation time a video file gives the frame
+(:mod:`edgecodec.readers`). Anything that cannot be opened raises :class:`~edgecodec.errors.SourceError` naming the
+camera, file or folder; damaged video data and unreadable images in a folder are skipped with one warning line.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,12 @@ import numpy as np
 
 from edgecodec.cliutil import positive
 from edgecodec.errors import ConfigError, SourceError
+from edgecodec.paths import check_input_file
+from edgecodec.readers import OpenCVReader as _OpenCVReader  # noqa: F401 - the old import paths still work
+from edgecodec.readers import PyAVReader as _PyAVReader  # noqa: F401
+from edgecodec.readers import VideoReader, open_video, read_image
+from edgecodec.readers import YUVReader as _YUVReader
+from edgecodec.readers import quiet_opencv as _quiet_opencv
 
 Size = tuple[int, int]  # (width, height)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
@@ -33,30 +40,18 @@ SAMPLE_CLIP = "foreman_352x288_75f.mp4"  # shipped in edgecodec/samples (BSD-2-C
 
 @dataclass(frozen=True)
 class Frame:
-    """One captured frame: RGB ``uint8`` array of shape ``(H, W, 3)``."""
+    """One captured frame: RGB ``uint8`` array of shape ``(H, W, 3)``. ``timestamp_us`` is the capture time (wall
+    clock, or the injected clock); ``pts_us`` the presentation time the file gives the frame, in microseconds from
+    its start (None for cameras, image folders and raw video)."""
 
     index: int
     rgb: np.ndarray
     timestamp_us: int
+    pts_us: int | None = None
 
     @property
     def size(self) -> Size:
         return self.rgb.shape[1], self.rgb.shape[0]
-
-
-@contextmanager
-def _quiet_opencv() -> Iterator[None]:
-    """Silence OpenCV's own log while probing devices and files; failures are reported as SourceError instead."""
-    logging = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging is None:
-        yield
-        return
-    level = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        logging.setLogLevel(level)
 
 
 def wall_clock_us() -> int:
@@ -104,6 +99,10 @@ class FrameSource:
     def _close(self) -> None:
         pass
 
+    def _pts_us(self) -> int | None:
+        """Presentation time of the frame :meth:`_read` just returned, if the source has one."""
+        return None
+
     # -- protocol ------------------------------------------------------------------------------------------------
     def read(self) -> Frame | None:
         """The next frame, or None at the end of the source."""
@@ -117,7 +116,7 @@ class FrameSource:
         if self.size is not None and (rgb.shape[1], rgb.shape[0]) != self.size:
             rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
         self._pace()
-        frame = Frame(self._index, np.ascontiguousarray(rgb, dtype=np.uint8), self._clock_us())
+        frame = Frame(self._index, np.ascontiguousarray(rgb, dtype=np.uint8), self._clock_us(), self._pts_us())
         self._index += 1
         return frame
 
@@ -185,124 +184,77 @@ class CameraSource(FrameSource):
         self._cap.release()
 
 
-class _OpenCVReader:
-    def __init__(self, path: Path) -> None:
-        with _quiet_opencv():
-            self.cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-        self.fps = self.cap.get(cv2.CAP_PROP_FPS) if self.cap.isOpened() else 0.0
-
-    def read(self) -> np.ndarray | None:
-        ok, bgr = self.cap.read()
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok and bgr is not None else None
-
-    def close(self) -> None:
-        self.cap.release()
-
-
-class _PyAVReader:
-    def __init__(self, path: Path) -> None:
-        import av  # optional dependency, imported only when OpenCV cannot read the file
-
-        self._error = av.FFmpegError
-        self.container = av.open(str(path))
-        if not self.container.streams.video:
-            self.container.close()
-            raise ValueError("no video stream")
-        stream = self.container.streams.video[0]
-        stream.thread_type = "AUTO"
-        self.fps = float(stream.average_rate or 0)
-        self._frames = self.container.decode(stream)
-
-    def read(self) -> np.ndarray | None:
-        try:
-            return next(self._frames).to_ndarray(format="rgb24")
-        except StopIteration:
-            return None
-
-    def close(self) -> None:
-        self.container.close()
-
-
-class _YUVReader:
-    def __init__(self, path: Path, size: Size) -> None:
-        width, height = size
-        if width % 2 or height % 2:
-            raise SourceError(f"{path.name}: I420 needs an even width and height, got {width}x{height}")
-        self.frame_bytes = width * height * 3 // 2
-        self.shape = (height * 3 // 2, width)
-        length = path.stat().st_size
-        if length == 0 or length % self.frame_bytes:
-            raise SourceError(
-                f"{path.name} ({length} bytes) is not a whole number of {width}x{height} I420 frames"
-                f" ({self.frame_bytes} bytes each): check --size"
-            )
-        self.file = path.open("rb")
-        self.fps = 0.0
-
-    def read(self) -> np.ndarray | None:
-        data = self.file.read(self.frame_bytes)
-        if len(data) < self.frame_bytes:
-            return None
-        return cv2.cvtColor(np.frombuffer(data, np.uint8).reshape(self.shape), cv2.COLOR_YUV2RGB_I420)
-
-    def close(self) -> None:
-        self.file.close()
-
-
 class VideoSource(FrameSource):
-    """A video file: OpenCV (FFmpeg) first, PyAV if OpenCV cannot read it; raw ``.yuv`` is I420 of ``size``."""
+    """A video file through :mod:`edgecodec.readers`: PyAV first, OpenCV where PyAV cannot open it; raw ``.yuv`` is
+    I420 of ``size``. Frames carry the file's presentation times (``pts_us``, continued across ``loop``), display
+    rotation is applied, and damaged data is skipped and reported once on stderr (:attr:`damage`)."""
 
     def __init__(self, path: str | Path, loop: bool = False, size: Size | None = None, **kwargs: Any) -> None:
         self.path = Path(path)
         self._yuv = self.path.suffix.lower() == ".yuv"
         super().__init__(size=None if self._yuv else size, loop=loop, **kwargs)
         self.name = f"video {str(path)!r}"
-        if not self.path.is_file():
-            raise SourceError(f"video file {str(path)!r} not found")
+        check_input_file(self.path, "video file")
         if self._yuv and size is None:
             raise SourceError(f"{self.path.name} is raw I420 video: give its frame size with --size WxH")
         self._yuv_size = size if self._yuv else None
+        self._pts_offset = 0
+        self._last_pts: int | None = None
+        self._current_pts: int | None = None
+        self.damage: str | None = None  # what the reader skipped, once it has reached the end
         self._reader, self._first = self._open()
         self.native_fps = self._reader.fps or None
 
-    def _open(self) -> tuple[Any, np.ndarray | None]:
+    @property
+    def backend(self) -> str:
+        return self._reader.backend
+
+    def _open(self) -> tuple[VideoReader, tuple[np.ndarray, int | None] | None]:
         if self._yuv_size is not None:
             try:
                 return _YUVReader(self.path, self._yuv_size), None
             except OSError as exc:
                 raise SourceError(f"cannot read video {str(self.path)!r}: {exc.strerror or exc}") from None
-        reader: Any = _OpenCVReader(self.path)
-        first = reader.read()
-        if first is not None:
-            return reader, first
-        reader.close()
-        try:
-            reader = _PyAVReader(self.path)
-            first = reader.read()
-        except ImportError:
-            raise SourceError(f"cannot read video {str(self.path)!r} with OpenCV (and PyAV is not installed)") from None
-        except (ValueError, OSError) as exc:  # av.FFmpegError is a ValueError
-            raise SourceError(f"cannot read video {str(self.path)!r}: not a video OpenCV or PyAV can decode") from exc
-        if first is None:
-            reader.close()
-            raise SourceError(f"video {str(self.path)!r} has no frames")
-        return reader, first
+        return open_video(self.path)
 
     def _read(self) -> np.ndarray | None:
         if self._first is not None:
-            first, self._first = self._first, None
-            return first
-        try:
-            return self._reader.read()
-        except (ValueError, OSError) as exc:
-            raise SourceError(f"error while decoding {str(self.path)!r}: {exc}") from exc
+            got, self._first = self._first, None
+        else:
+            try:
+                got = self._reader.read()
+            except (ValueError, OSError) as exc:
+                raise SourceError(f"error while decoding {str(self.path)!r}: {exc}") from exc
+        if got is None:
+            self._report()
+            return None
+        rgb, pts = got
+        if pts is None and self.native_fps:
+            pts = round(self._index * 1_000_000 / self.native_fps) - self._pts_offset
+        self._current_pts = None if pts is None else pts + self._pts_offset
+        if self._current_pts is not None:
+            self._last_pts = self._current_pts
+        return rgb
+
+    def _pts_us(self) -> int | None:
+        return self._current_pts
+
+    def _report(self) -> None:
+        damage = self._reader.damage()
+        if damage and damage != self.damage:
+            self.damage = damage
+            print(f"edgecodec: warning: {self.name}: {damage}", file=sys.stderr)
 
     def _rewind(self) -> bool:
         self._reader.close()
+        if self._last_pts is not None:  # the next lap goes on from one frame interval after the last frame
+            self._pts_offset = self._last_pts + round(1_000_000 / (self.native_fps or 30.0))
         self._reader, self._first = self._open()
         return True
 
     def _close(self) -> None:
+        if self._reader.skipped:
+            self._report()
         self._reader.close()
 
 
@@ -313,24 +265,31 @@ class ImageFolderSource(FrameSource):
         super().__init__(size=size, loop=loop, **kwargs)
         self.directory = Path(directory)
         self.name = f"images {str(directory)!r}"
+        if self.directory.is_file():
+            raise SourceError(f"image folder {str(directory)!r} is a file, not a directory")
         if not self.directory.is_dir():
             raise SourceError(f"image folder {str(directory)!r} not found")
         self.paths = sorted(p for p in self.directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not self.paths:
             raise SourceError(f"image folder {str(directory)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self._next = 0
+        self.unreadable: list[Path] = []  # images skipped, each reported once on stderr
 
     def _read(self) -> np.ndarray | None:
-        if self._next >= len(self.paths):
-            return None
-        path = self.paths[self._next]
-        self._next += 1
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise SourceError(f"cannot read image {str(path)!r}")
-        if self.size is None:
-            self.size = (bgr.shape[1], bgr.shape[0])
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        while self._next < len(self.paths):
+            path = self.paths[self._next]
+            self._next += 1
+            try:
+                rgb = read_image(path)
+            except SourceError as exc:
+                if path not in self.unreadable:
+                    self.unreadable.append(path)
+                    print(f"edgecodec: warning: {exc}; skipped", file=sys.stderr)
+                continue
+            if self.size is None:
+                self.size = (rgb.shape[1], rgb.shape[0])
+            return rgb
+        return None
 
     def _rewind(self) -> bool:
         self._next = 0

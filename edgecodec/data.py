@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from edgecodec.errors import SourceError
+from edgecodec.readers import read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm"}
 
@@ -30,11 +30,9 @@ def list_images(dirs: Iterable[str | Path], exclude: Sequence[str | Path] = ()) 
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """An image file as an RGB uint8 array (H, W, 3)."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise SourceError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """An image file as an RGB uint8 array (H, W, 3), upright (:func:`edgecodec.readers.read_image`: OpenCV, then
+    Pillow with the EXIF/TIFF orientation applied)."""
+    return read_image(path)
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:

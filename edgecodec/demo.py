@@ -57,7 +57,7 @@ class SideBySide:
             return True
         p = decoded.packet
         right = draw_label(decoded.rgb, f"decoded: layer {p.layer}, {decoded.bits / 8000:.2f} kB")
-        self.recorder.write(side_by_side(draw_label(original, f"original #{p.seq}"), right))
+        self.recorder.write(side_by_side(draw_label(original, f"original #{p.seq}"), right), p.timestamp_us)
         return True
 
     def close(self) -> None:

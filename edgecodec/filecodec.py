@@ -48,6 +48,7 @@ from edgecodec.errors import (
     SourceError,
     UnknownModelError,
 )
+from edgecodec.paths import check_input_file, check_output_file
 from edgecodec.runtime import BACKEND_HELP
 from edgecodec.sinks import VideoRecorder
 
@@ -172,8 +173,7 @@ def _naming(path: Path) -> Iterator[None]:
 
 
 def _open_reader(path: Path) -> ContainerReader:
-    if not path.is_file():
-        raise SourceError(f"input file {str(path)!r} not found")
+    check_input_file(path, "input file")
     try:
         return ContainerReader(path)
     except OSError as exc:
@@ -205,8 +205,7 @@ def open_input(path: Path, size: tuple[int, int] | None = None, frames: int | No
     """An image file, an image folder or a video file (anything :class:`VideoSource` reads) as a frame source."""
     if path.is_dir():
         return ImageFolderSource(path, size=size, frames=frames, clock_us=lambda: 0)
-    if not path.is_file():
-        raise SourceError(f"input {str(path)!r} not found")
+    check_input_file(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return _ImageSource(path, size)
     return VideoSource(path, size=size, frames=frames, clock_us=lambda: 0)
@@ -247,6 +246,7 @@ def main_encode(argv: Sequence[str] | None = None) -> int:
         raise SourceError(f"input {str(src)!r} not found")
     if dst.suffix.lower() != ECZ_SUFFIX:
         raise ConfigError(f"-o {args.output}: the output of encode must be an {ECZ_SUFFIX} file")
+    check_output_file(dst, {ECZ_SUFFIX}, "-o")
     if args.frames is not None and args.frames < 1:
         raise ConfigError(f"--frames must be >= 1, got {args.frames}")
     if args.fps is not None and not (math.isfinite(args.fps) and 0 < args.fps < 1e6):
@@ -259,7 +259,8 @@ def main_encode(argv: Sequence[str] | None = None) -> int:
         fps_num, fps_den = _fps_fraction(args.fps if args.fps is not None else source.native_fps)
         header = ContainerHeader(codec.fingerprint, codec.model.name, 0 if is_video else 1, fps_num, fps_den)
         settings = InterSettings(not args.intra_only, args.keyframe_seconds, args.lam)
-        stats = _encode_frames(codec, source, args.layer, header, dst, settings, progress=is_video)
+        retime = args.fps is not None  # --fps replaces the source's own times by index / fps
+        stats = _encode_frames(codec, source, args.layer, header, dst, settings, progress=is_video, retime=retime)
     fps = header.fps
     rate = f", {stats.kbps(fps):.1f} kbps at {fps:.4g} fps" if fps else ""
     kinds = f" ({stats.kinds['I']} I, {stats.kinds['P']} P)" if stats.frames > 1 else ""
@@ -278,18 +279,26 @@ def _encode_frames(
     dst: Path,
     settings: InterSettings,
     progress: bool,
+    retime: bool = False,
 ) -> RateStats:
+    """Code every frame of ``source``. Each packet's timestamp is the frame's presentation time in the source
+    (``Frame.pts_us``, so a variable frame rate and pauses survive), else, and with ``retime``, index / fps."""
     stats, last = RateStats(), None
     inter = InterEncoder(codec, settings)
-    fps = header.fps or DEFAULT_VIDEO_FPS  # the keyframe clock of an image folder (no frame rate)
+    fps = header.fps or DEFAULT_VIDEO_FPS  # the clock of an image folder (no frame rate)
     frames = _progress(source, source.frames, "encode") if progress else source
     with _atomic_output(dst) as part, ContainerWriter(part, header) as writer:
         for frame in frames:
             height, width = frame.rgb.shape[:2]
             if max(height, width) > bitstream.MAX_FRAME_SIDE:
                 raise SourceError(f"{source.name}: frame {width}x{height} exceeds {bitstream.MAX_FRAME_SIDE} pixels")
-            now = frame.index / fps
-            timestamp_us = frame.index * 1_000_000 * header.fps_den // header.fps_num if header.fps_num else 0
+            if frame.pts_us is not None and not retime:
+                timestamp_us = frame.pts_us
+            elif header.fps_num:
+                timestamp_us = frame.index * 1_000_000 * header.fps_den // header.fps_num
+            else:
+                timestamp_us = round(frame.index * 1_000_000 / fps)
+            now = timestamp_us / 1e6
             code = codec.encode(frame.rgb, latents=inter.latents(now))
             coded = inter.code(code, layer, now, seq=frame.index, timestamp_us=timestamp_us)
             try:
@@ -367,13 +376,14 @@ def decode_frame(codec: Codec, packet: bitstream.Packet) -> np.ndarray:
     return decoder.rgb(packet, decoder.ids(packet))
 
 
-def _write_image(path: Path, rgb: np.ndarray) -> None:
+def _write_image(path: Path, rgb: np.ndarray, name: Path) -> None:
+    """Write ``rgb`` to ``path`` (a temporary file); errors name ``name``, the file asked for."""
     try:
         ok = cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     except cv2.error as exc:
-        raise SinkError(f"cannot write image {str(path)!r}: {exc.err or exc}") from None
+        raise SinkError(f"cannot write image {str(name)!r}: {exc.err or exc}") from None
     if not ok:
-        raise SinkError(f"cannot write image {str(path)!r}")
+        raise SinkError(f"cannot write image {str(name)!r}")
 
 
 def _decode_parser() -> argparse.ArgumentParser:
@@ -409,6 +419,8 @@ def main_decode(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"-o {args.output}: a frame pattern holds one %d (e.g. %05d) and no other %") from None
     if args.frame is not None and (args.frame < 0 or pattern or suffix in VIDEO_OUT_SUFFIXES):
         raise ConfigError("--frame K (K >= 0) only applies to a single-image output")
+    check_input_file(src, "input file")
+    check_output_file(dst.with_name(dst.name % 0) if pattern else dst, IMAGE_OUT_SUFFIXES | VIDEO_OUT_SUFFIXES, "-o")
     with _naming(src), _open_reader(src) as reader:
         codec = codec_for_file(reader.header, src, args.model, args.backend, args.device)
         if suffix in VIDEO_OUT_SUFFIXES:
@@ -427,12 +439,12 @@ def main_decode(argv: Sequence[str] | None = None) -> int:
 def _decode_video(codec: Codec, reader: ContainerReader, dst: Path) -> RateStats:
     stats, decoder, last = RateStats(), FrameDecoder(codec), None
     with _atomic_output(dst) as part:
-        with VideoRecorder(part, fps=reader.header.fps or DEFAULT_VIDEO_FPS) as recorder:
+        with VideoRecorder(part, fps=reader.header.fps or DEFAULT_VIDEO_FPS, name=dst) as recorder:
             for packet in _progress(reader, reader.header.num_frames, "decode"):
                 ids = decoder.ids(packet)
                 last = decoder.rgb(packet, ids) if ids is not None else last
-                if last is not None:
-                    recorder.write(last)
+                if last is not None:  # at the packet's presentation time (VideoRecorder: times that do not
+                    recorder.write(last, packet.timestamp_us)  # move forward follow at the header's rate)
                 stats.add(packet)
         if not stats.frames:
             raise SourceError("the file holds no frames")
@@ -447,8 +459,9 @@ def _decode_images(codec: Codec, reader: ContainerReader, dst: Path) -> RateStat
         ids = decoder.ids(packet)
         last = decoder.rgb(packet, ids) if ids is not None else last
         if last is not None:
-            with _atomic_output(dst.with_name(dst.name % index)) as part:
-                _write_image(part, last)
+            name = dst.with_name(dst.name % index)
+            with _atomic_output(name) as part:
+                _write_image(part, last, name)
         stats.add(packet)
     decoder.note()
     return stats
@@ -470,7 +483,7 @@ def _decode_one_image(codec: Codec, reader: ContainerReader, dst: Path, frame: i
     if wanted is None:
         raise ConfigError(f"--frame {frame}: the file holds frames 0..{stats.frames - 1}")
     with _atomic_output(dst) as part:
-        _write_image(part, decoder.rgb(*wanted))
+        _write_image(part, decoder.rgb(*wanted), dst)
     if frame is None and stats.frames > 1:
         print(
             f"note: the file holds {stats.frames} frames; wrote frame 0 only (use --frame K, an image name with "
@@ -486,12 +499,13 @@ def _decode_one_image(codec: Codec, reader: ContainerReader, dst: Path, frame: i
 def file_info(path: str | Path) -> dict[str, Any]:
     """Everything ``edgecodec info`` reports about an ``.ecz`` file, as JSON-ready data. Reads every packet."""
     path = Path(path)
-    stats, grids = RateStats(), Counter()
+    stats, grids, stamps = RateStats(), Counter(), []
     with _naming(path), _open_reader(path) as reader:
         header = reader.header
         for packet in reader:
             stats.add(packet)
             grids[(packet.layer, packet.grid_w, packet.grid_h)] += 1
+            stamps.append(packet.timestamp_us)
     held = find_model(header.fingerprint, header.model_name)
     bits = [8 * b for b in stats.packet_bytes]
     return {
@@ -506,6 +520,7 @@ def file_info(path: str | Path) -> dict[str, Any]:
         "frames": stats.frames,
         "fps": header.fps,
         "fps_fraction": [header.fps_num, header.fps_den] if header.fps_num else None,
+        "timestamps_us": {"first": stamps[0], "last": stamps[-1]} if stamps else None,
         "frame_sizes": {f"{w}x{h}": n for (w, h), n in sorted(stats.sizes.items())},
         "layers": {str(layer): n for layer, n in sorted(stats.layers.items())},
         "grids": {f"layer {layer}: {w}x{h}": n for (layer, w, h), n in sorted(grids.items())},
@@ -545,6 +560,7 @@ def _format_info(info: dict[str, Any]) -> str:
         ("model", f"{model['name']}, fingerprint {model['fingerprint']}, {held}"),
         ("frames", str(info["frames"])),
         ("frame rate", fps),
+        ("timestamps", _timestamps_text(info["timestamps_us"])),
         ("frame size", size or "-"),
         ("layers", layers or "-"),
         ("frame types", types),
@@ -553,6 +569,13 @@ def _format_info(info: dict[str, Any]) -> str:
         ("kbps", kbps),
     ]
     return "\n".join(f"{name:<11} {value}" for name, value in rows)
+
+
+def _timestamps_text(stamps: dict[str, int] | None) -> str:
+    if not stamps:
+        return "-"
+    first, last = stamps["first"], stamps["last"]
+    return f"{first / 1e6:.6f} s to {last / 1e6:.6f} s (first to last frame: {(last - first) / 1e6:.3f} s)"
 
 
 def main_info(argv: Sequence[str] | None = None) -> int:

@@ -183,13 +183,15 @@ class FrameOutput(Protocol):
 
 class Outputs:
     """The sinks of every stream, made when a stream first shows up: a window each, and/or an mp4 file each (the
-    first stream gets the name given, later ones ``NAME.STREAM.mp4``)."""
+    first stream gets the name given, later ones ``NAME.STREAM.mp4``). Each frame is recorded at its packet's
+    capture timestamp, so frames lost on the way, held after a loss or sent at a variable rate keep the stream's
+    real timing: the recording lasts as long as the stream (``fps`` only fills in a missing time)."""
 
     def __init__(self, *, display: bool, record: str | None, fps: float, overlay: bool) -> None:
         self.display, self.record, self.fps, self.overlay = display, record, fps, overlay
         self._sinks: dict[str, list[Sink]] = {}
         if record is not None:
-            VideoRecorder(record, fps)  # checks the folder now rather than at the first frame
+            VideoRecorder(record, fps)  # checks the path (folder, suffix, writable) now rather than at the first frame
 
     def _make(self, stream: str) -> list[Sink]:
         sinks: list[Sink] = [DisplaySink(f"edgecodec {stream}")] if self.display else []
@@ -208,7 +210,7 @@ class Outputs:
         rgb = decoded.rgb
         if self.overlay:
             rgb = draw_label(rgb, f"{decoded.stream.name} L{decoded.packet.layer} {decoded.bits / 1000:.1f} kbit")
-        return all([sink.write(rgb) for sink in sinks])
+        return all([sink.write(rgb, decoded.packet.timestamp_us) for sink in sinks])
 
     def describe(self) -> str:
         parts = (["a window per stream"] if self.display else []) + ([f"record {self.record}"] if self.record else [])
@@ -353,8 +355,17 @@ def build_parser() -> argparse.ArgumentParser:
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--display", action="store_true", help="show each stream in a window (default if a display)")
     out.add_argument("--headless", action="store_true", help="no window: decode and count only")
-    parser.add_argument("--record", metavar="FILE.mp4", help="write the decoded frames to an mp4 file")
-    parser.add_argument("--record-fps", type=positive(float), default=25.0, help="frame rate of --record (25)")
+    parser.add_argument(
+        "--record",
+        metavar="FILE.mp4",
+        help="write the decoded frames, at their capture times, to a video file (.mp4 .mkv .mov .avi)",
+    )
+    parser.add_argument(
+        "--record-fps",
+        type=positive(float),
+        default=25.0,
+        help="nominal frame rate of --record, used where a frame has no usable time (25)",
+    )
     parser.add_argument("--overlay", action="store_true", help="draw the stream, layer and size on each frame")
     parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
     parser.add_argument("--backend", default="auto", help=BACKEND_HELP)

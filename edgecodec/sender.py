@@ -7,8 +7,9 @@ blocking (:class:`edgecodec.transport.Sender`): a frame that cannot be queued is
 
 * Sequence numbers count captured frames, dropped or not, from 0 at every start; a receiver sees drops as gaps and a
   restart as a sequence number that goes back.
-* The rate controller's clock is the media time (``frame index / fps``) for files, image folders and the synthetic
-  source, so the budget is per second of video whatever the machine's speed; a camera uses its capture time.
+* The rate controller's clock is the media time for files (the file's presentation times, so a variable frame rate
+  is charged as it plays; ``frame index / fps`` with ``--fps``), image folders and the synthetic source, so the
+  budget is per second of video whatever the machine's speed; a camera uses its capture time.
 * The budget is charged for every packet made, sent or dropped, so the layer choices do not depend on who listens,
   and drops on a congested link never make the sender pick finer layers. It counts whole packets (header and
   payload), not ZeroMQ framing (a few bytes and the stream id per message).
@@ -36,6 +37,7 @@ from edgecodec.coding.gop import CodedFrame, InterEncoder
 from edgecodec.config import RateConfig, add_rate_arguments, load_rate_config
 from edgecodec.container import ContainerHeader, ContainerWriter
 from edgecodec.errors import ConfigError, SinkError
+from edgecodec.paths import check_output_file
 from edgecodec.rate import RateController
 from edgecodec.runtime import BACKEND_HELP
 from edgecodec.timing import StageTimer, StatsLog, StreamMeter, frame_hash
@@ -199,10 +201,13 @@ class FrameSender:
 
 
 def rate_clock(source: FrameSource, fps: float | None) -> Callable[[Frame], float]:
-    """Seconds for the rate controller: media time for files and test sources, capture time for a camera."""
+    """Seconds for the rate controller: media time for files (their presentation times, or index / ``fps`` when
+    ``fps`` is given) and test sources, capture time for a camera."""
     media_fps = fps or source.native_fps
     if isinstance(source, CameraSource) or not media_fps:
         return lambda frame: frame.timestamp_us / 1e6
+    if fps is None:
+        return lambda frame: frame.pts_us / 1e6 if frame.pts_us is not None else frame.index / media_fps
     return lambda frame: frame.index / media_fps
 
 
@@ -307,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _open_save(path: str | None, codec: Codec, fps: float | None) -> ContainerWriter | None:
     if path is None:
         return None
+    check_output_file(path, {".ecz"}, "--save")
     num, den = (round(fps * 1000), 1000) if fps else (0, 1)
     header = ContainerHeader(codec.fingerprint, codec.model.name, 0, num, den)
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ import cv2
 import numpy as np
 
 from edgecodec.errors import SinkError
+from edgecodec.paths import check_output_file
+from edgecodec.recorder import PyAVWriter
 
 __all__ = [
     "DisplaySink", "NullSink", "Sink", "SinkError", "VideoRecorder", "display_available", "draw_label", "side_by_side",
@@ -53,8 +54,8 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4) -> np.ndarra
 class Sink:
     """Base class of the sinks."""
 
-    def write(self, rgb: np.ndarray) -> bool:
-        """Consume one frame; False asks the caller to stop."""
+    def write(self, rgb: np.ndarray, timestamp_us: int | None = None) -> bool:
+        """Consume one frame (``timestamp_us``: its time, for sinks that record it); False asks the caller to stop."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -73,7 +74,7 @@ class NullSink(Sink):
     def __init__(self) -> None:
         self.frames = 0
 
-    def write(self, rgb: np.ndarray) -> bool:
+    def write(self, rgb: np.ndarray, timestamp_us: int | None = None) -> bool:
         _check_rgb(rgb)
         self.frames += 1
         return True
@@ -97,7 +98,7 @@ class DisplaySink(Sink):
         self.wait_ms = max(1, wait_ms)
         self._open = False
 
-    def write(self, rgb: np.ndarray) -> bool:
+    def write(self, rgb: np.ndarray, timestamp_us: int | None = None) -> bool:
         bgr = cv2.cvtColor(_check_rgb(rgb), cv2.COLOR_RGB2BGR)
         try:
             if not self._open:
@@ -121,55 +122,67 @@ class DisplaySink(Sink):
 
 
 class VideoRecorder(Sink):
-    """Writes an mp4 file: H.264 through PyAV when available, else MPEG-4 Part 2 through OpenCV.
+    """Writes a video file (.mp4, .mkv, .mov, .avi): H.264 through PyAV (:mod:`edgecodec.recorder`: presentation
+    times from the timestamps given to :meth:`write`, the exact frame size, BT.709 limited range, tagged), else
+    MPEG-4 Part 2 through OpenCV at a constant rate.
 
-    The frame size is fixed by the first frame; a frame of another size is resized to it.
+    The frame size is fixed by the first frame; a frame of another size is resized to it. ``name`` is the path
+    named in messages (the final name when ``path`` is a temporary file).
     """
 
-    def __init__(self, path: str | Path, fps: float = 30.0) -> None:
+    SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
+
+    def __init__(self, path: str | Path, fps: float = 30.0, *, name: str | Path | None = None) -> None:
         self.path = Path(path)
+        self.name = str(name or path)
         if not fps > 0:
             raise SinkError(f"recorder fps must be > 0, got {fps}")
-        if not self.path.parent.is_dir():
-            raise SinkError(f"cannot record to {str(path)!r}: folder {str(self.path.parent)!r} does not exist")
+        check_output_file(self.path, self.SUFFIXES, "recording")
         self.fps = fps
         self.frames = 0
         self.size: tuple[int, int] | None = None
         self._writer: Any = None
         self._backend = ""
+        self._next_us = 0  # the time of a frame written without a timestamp
+        self._last_us: int | None = None
 
     def _open(self, width: int, height: int) -> tuple[int, int]:
         self.size = (width, height)
+        problem = "PyAV is not installed"
         try:
-            import av
-
-            if width >= 2 and height >= 2:
-                self._writer = _PyAVWriter(av, self.path, self.fps, width, height)
-                self._backend = "pyav"
-                return self.size
+            self._writer = PyAVWriter(self.path, self.fps, width, height, self.name)
+            self._backend = "pyav"
+            return self.size
         except ImportError:
             pass
-        except (ValueError, OSError):  # av.FFmpegError is a ValueError: e.g. no H.264 encoder in this build
-            pass
+        except (ValueError, OSError) as exc:  # av.FFmpegError is a ValueError: e.g. no H.264 encoder in this build
+            problem = f"PyAV cannot write H.264 here ({exc})"
         writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
         if not writer.isOpened():
-            raise SinkError(f"cannot record to {str(self.path)!r}: no mp4 encoder available")
+            raise SinkError(f"cannot record {width}x{height} to {self.name!r}: {problem}, and OpenCV cannot either")
+        print(f"note: {self.name}: {problem}: recording MPEG-4 at a constant {self.fps:g} fps with OpenCV "
+              "(timestamps and colour tags are not kept)", file=sys.stderr)  # fmt: skip
         self._writer = writer
         self._backend = "opencv"
         return self.size
 
-    def write(self, rgb: np.ndarray) -> bool:
+    def write(self, rgb: np.ndarray, timestamp_us: int | None = None) -> bool:
+        """Write one frame at ``timestamp_us`` (any clock in microseconds: the first frame's is time 0); without
+        one, or with one that does not move forward, the frame follows the previous one at ``fps``."""
         _check_rgb(rgb)
         size = self._open(rgb.shape[1], rgb.shape[0]) if self._writer is None or self.size is None else self.size
         if (rgb.shape[1], rgb.shape[0]) != size:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        if timestamp_us is None or (self._last_us is not None and timestamp_us <= self._last_us):
+            timestamp_us = self._next_us  # no time, or one that does not move forward: follow at fps
+        self._last_us, self._next_us = timestamp_us, timestamp_us + round(1_000_000 / self.fps)
         try:
             if self._backend == "pyav":
-                self._writer.write(rgb)
+                self._writer.write(rgb, timestamp_us)
             else:
                 self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         except (ValueError, OSError) as exc:
-            raise SinkError(f"cannot write {str(self.path)!r}: {exc}") from exc
+            raise SinkError(f"cannot write {self.name!r}: {exc}") from exc
         self.frames += 1
         return True
 
@@ -182,32 +195,4 @@ class VideoRecorder(Sink):
                 else:
                     writer.release()
             except (ValueError, OSError) as exc:
-                raise SinkError(f"cannot finish {str(self.path)!r}: {exc}") from exc
-
-
-class _PyAVWriter:
-    def __init__(self, av: Any, path: Path, fps: float, width: int, height: int) -> None:
-        self._av = av
-        self.container = av.open(str(path), mode="w")
-        try:
-            rate = Fraction(fps).limit_denominator(1001)
-            self.stream = self.container.add_stream("libx264", rate=rate)
-            self.stream.width, self.stream.height = width - width % 2, height - height % 2
-            self.stream.pix_fmt = "yuv420p"
-            self.stream.options = {"crf": "18", "preset": "veryfast"}
-        except Exception:
-            self.container.close()
-            raise
-
-    def write(self, rgb: np.ndarray) -> None:
-        h, w = self.stream.height, self.stream.width
-        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24")
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
-
-    def close(self) -> None:
-        try:
-            for packet in self.stream.encode():
-                self.container.mux(packet)
-        finally:
-            self.container.close()
+                raise SinkError(f"cannot finish {self.name!r}: {exc}") from exc

@@ -5,6 +5,8 @@ receive``, three real processes on 127.0.0.1 (the inter-frame issue's loss accep
 * After a loss the receiver holds its last good picture and shows again at the next keyframe: within one keyframe
   interval of the last packet lost (a lost keyframe makes the wait longer, since nothing asks the sender for one).
 * Frames shown + frames held = frames sent, over the span the receiver saw.
+* ``--record`` writes every frame shown at its capture time: the recording lasts as long as the stream did, lost and
+  held frames included (issue 13).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from edgecodec.codec import Codec
 from edgecodec.container import ContainerReader
 from edgecodec.filecodec import FrameDecoder
 from edgecodec.receiver import frame_hash
+from tests.media_inputs import presentation
 from tests.test_streaming import SAMPLE, Proc, free_port, records, start
 
 KEYFRAME_S = 0.4
@@ -30,7 +33,8 @@ def lossy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     (tmp / "rate.toml").write_text(f"fixed_layer = 3\nkeyframe_seconds = {KEYFRAME_S}\n")
     started: list[Proc] = []
     try:
-        receiver = start(started, tmp, "receive", "--bind", "tcp://127.0.0.1:*", "--headless", "--timeout", "6",
+        receiver = start(started, tmp, "receive", "--bind", "tcp://127.0.0.1:*", "--record", "recorded.mp4",
+                         "--timeout", "6",
                          "--stats", "receive.jsonl", "--backend", "onnx")  # fmt: skip
         _, match = receiver.wait_for(r"listening on (tcp://127\.0\.0\.1:\d+)")
         front = f"tcp://127.0.0.1:{free_port()}"
@@ -104,3 +108,16 @@ def test_losses_are_held_and_recovered_within_the_keyframe_interval(lossy: dict)
             waited = (by_seq[b]["timestamp_us"] - by_seq[last_loss]["timestamp_us"]) / 1e6
             assert waited <= KEYFRAME_S + 1.5 / FPS, f"held from frame {a + 1} to {b}: {waited:.2f} s after a loss"
     assert "holding the last frame" in lossy["receiver_stderr"]
+
+
+def test_recording_lasts_as_long_as_the_stream(lossy: dict) -> None:
+    """Each frame shown is recorded at its capture time, so the frames lost and held do not shorten the recording."""
+    tmp = lossy["tmp"]
+    shown = records(tmp / "receive.jsonl")
+    times, duration = presentation(tmp / "recorded.mp4")
+    assert len(times) == len(shown)
+    start = shown[0]["timestamp_us"]
+    assert max(abs(t - (r["timestamp_us"] - start) / 1e6) for t, r in zip(times, shown, strict=True)) < 1 / FPS
+    span = (shown[-1]["timestamp_us"] - start) / 1e6 + 1 / FPS  # the stream from the first to the last frame shown
+    assert duration == pytest.approx(span, abs=1 / FPS)
+    assert len(shown) / FPS < span - 2 / FPS  # frames were lost: a constant rate would have shortened it

@@ -32,7 +32,9 @@ from edgecodec.transport import Message, stream_number
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "edgecodec" / "samples" / "foreman_352x288_75f.mp4"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "EDGECODEC_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+# the processes run this checkout's edgecodec, whatever copy the interpreter has installed
+_PATH = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "EDGECODEC_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": _PATH}
 SIZE = "176x144"
 KBPS = 100.0
 
