@@ -17,7 +17,7 @@ given by path. A preset is flat but for one optional table, and every key is opt
     qerr_margin = 0.1      # relative hysteresis band around the thresholds
     inter = true           # P-frames (inter coding in id space); false: every frame is a keyframe
     keyframe_seconds = 2.0 # longest time between keyframes: bounds a late joiner's or a lossy link's wait
-    replenish_lambda = 0.04  # conditional replenishment: distortion a switched id must buy per bit it costs
+    replenish_lambda = 0.03  # conditional replenishment: distortion a switched id must buy per bit it costs
 
     [model_qerr_thresholds]  # optional: thresholds calibrated for other models, by model name
     hqa5-cpu = [0.0, 0.03, 0.05, 0.08, 0.12]
@@ -70,7 +70,7 @@ class RateConfig:
     qerr_margin: float = 0.1
     inter: bool = True
     keyframe_seconds: float = 2.0
-    replenish_lambda: float = 0.04
+    replenish_lambda: float = 0.03
     model_qerr_thresholds: dict[str, tuple[float, ...]] = field(default_factory=dict)
     _label: str = field(default="", repr=False, compare=False)
 

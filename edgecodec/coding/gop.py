@@ -39,7 +39,7 @@ class InterSettings:
 
     enabled: bool = True
     keyframe_seconds: float = 2.0
-    lam: float = 0.04
+    lam: float = 0.03
 
     def layer_lambda(self, layer: int) -> float:
         """The lambda of 1-based ``layer``: ``lam`` at layer 1, doubled at every coarser layer (an id of the next layer
