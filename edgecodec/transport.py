@@ -49,6 +49,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from edgecodec.authz import AllowList, HandshakeMonitor
 from edgecodec.errors import ConfigError, TransportError
 
 DEFAULT_STREAM = "main"
@@ -86,6 +87,7 @@ def stream_number(stream: str) -> int:
 
 
 def _configure(sock: zmq.Socket, hwm: int) -> None:
+    sock.setsockopt(zmq.IPV6, 1)  # IPv4 and IPv6 both: tcp://[::1]:PORT binds and connects
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.RCVHWM, hwm)
@@ -242,11 +244,13 @@ class Sender:
             self._socket.setsockopt(zmq.XPUB_NODROP, 1)
             self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every receiver's subscription, not only the first
             self._socket.setsockopt(zmq.IMMEDIATE, 1)
+            self.monitor: HandshakeMonitor | None = None
             if curve is not None:
                 keys = curve if isinstance(curve, CurveClientKeys) else load_client_keys(curve)
                 self._socket.curve_secretkey = keys.secret
                 self._socket.curve_publickey = keys.public
                 self._socket.curve_serverkey = keys.server_public
+            self.monitor = HandshakeMonitor(self._socket, "sender")
             self.endpoint = _attach(self._socket, endpoint, bind)
         except BaseException:
             self.close()
@@ -300,9 +304,16 @@ class Sender:
 
     def close(self, linger_ms: int = 0) -> None:
         """Close; packets still queued get up to ``linger_ms`` to leave (0: discarded at once)."""
+        if getattr(self, "monitor", None) is not None:
+            self.monitor.close()
+            self.monitor = None
         if not self._context.closed:
             self._socket.close(linger=max(0, int(linger_ms)))
             self._context.term()
+
+    def handshake_failures(self) -> list[str]:
+        """New failed handshakes since the last call, one line each (empty without CURVE)."""
+        return self.monitor.lines() if self.monitor is not None else []
 
     def __enter__(self) -> Sender:
         return self
@@ -316,12 +327,16 @@ class Sender:
 class Message:
     stream: str
     packet: bytes
+    user_id: str | None = None
+    """The ZAP-authenticated peer (with CURVE: its z85 public key); None without authentication."""
 
 
 @dataclass
 class ReceiverStats:
     received: int = 0
     malformed: int = 0
+    unauthorised: int = 0  # messages from a key not allowed to publish their stream
+    resets: int = 0  # connections dropped because a key was revoked
 
 
 class Receiver:
@@ -340,6 +355,11 @@ class Receiver:
         self._streams = {check_stream(s) for s in streams} if streams else None
         self.stats = ReceiverStats()
         self._auth: ThreadAuthenticator | None = None
+        self.allow: AllowList | None = None
+        self.monitor: HandshakeMonitor | None = None
+        self.refused: list[str] = []  # one line per (key, stream) refused, for the caller to print
+        self._refused_seen: set[tuple[str | None, str]] = set()
+        self._bind, self._next_reload = bind, 0.0
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.SUB)
         try:
@@ -347,12 +367,14 @@ class Receiver:
             self._socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
             if curve is not None:
                 keys = curve if isinstance(curve, CurveServerKeys) else load_server_keys(curve)
+                self.allow = AllowList(keys.authorized)
                 self._auth = ThreadAuthenticator(self._context)
                 self._auth.start()
-                self._auth.configure_curve(domain="*", location=str(keys.authorized))
+                self._auth.configure_curve_callback(domain="*", credentials_provider=self.allow)
                 self._socket.curve_secretkey = keys.secret
                 self._socket.curve_publickey = keys.public
                 self._socket.curve_server = True
+                self.monitor = HandshakeMonitor(self._socket, "receiver")
             for topic in self._streams or {b""}:
                 self._socket.setsockopt(zmq.SUBSCRIBE, topic)
             self.endpoint = _attach(self._socket, endpoint, bind)
@@ -360,9 +382,59 @@ class Receiver:
             self.close()
             raise
 
+    def handshake_failures(self) -> list[str]:
+        """New failed handshakes since the last call, one line each (empty without CURVE)."""
+        return self.monitor.lines() if self.monitor is not None else []
+
+    def poll_allow_list(self) -> set[str]:
+        """Re-read the allow-list if it changed (at most once a second). When a key was revoked, every connection is
+        dropped (the socket re-binds or re-connects): the others come back within a second, the revoked key fails
+        its handshake. Returns the revoked keys."""
+        now = time.monotonic()
+        if self.allow is None or now < self._next_reload:
+            return set()
+        self._next_reload = now + 0.5
+        revoked = self.allow.reload_if_changed()
+        if revoked:
+            self._reset_connections()
+        return revoked
+
+    def _reset_connections(self) -> None:
+        try:
+            if self._bind:
+                self._socket.unbind(self.endpoint)
+            else:
+                self._socket.disconnect(self.endpoint)
+        except zmq.ZMQError:
+            pass
+        deadline = time.monotonic() + 2.0
+        while True:  # the old listener may take a moment to let the port go
+            try:
+                (self._socket.bind if self._bind else self._socket.connect)(self.endpoint)
+                break
+            except zmq.ZMQError as exc:
+                if time.monotonic() > deadline:
+                    raise TransportError(f"cannot re-bind {self.endpoint}: {exc.strerror}") from None
+                time.sleep(0.05)
+        self.stats.resets += 1
+
+    def _authorised(self, stream: str, user_id: str | None) -> bool:
+        if self.allow is None or self.allow.may_publish(user_id, stream):
+            return True
+        self.stats.unauthorised += 1
+        if (user_id, stream) not in self._refused_seen and len(self._refused_seen) < 1024:
+            self._refused_seen.add((user_id, stream))
+            self.refused.append(f"key {user_id} may not publish stream {stream!r}: its messages are dropped")
+        return False
+
     def _read_one(self) -> Message | None:
         """Read one whole message that is already there; None if it is malformed or filtered out."""
-        parts = [self._socket.recv(zmq.NOBLOCK)]
+        first = self._socket.recv(zmq.NOBLOCK, copy=False)
+        parts = [first.bytes]
+        try:
+            user_id: str | None = first.get("User-Id")
+        except (zmq.ZMQError, UnicodeDecodeError):
+            user_id = None
         while self._socket.getsockopt(zmq.RCVMORE):
             part = self._socket.recv(zmq.NOBLOCK)
             if len(parts) < 2:
@@ -374,8 +446,11 @@ class Receiver:
             return None
         if self._streams is not None and parts[0] not in self._streams:
             return None  # a prefix match of another stream (cam10 for cam1)
+        stream = parts[0].decode("ascii")
+        if not self._authorised(stream, user_id):
+            return None
         self.stats.received += 1
-        return Message(parts[0].decode("ascii"), parts[1])
+        return Message(stream, parts[1], user_id)
 
     def recv_message(self, timeout_ms: int) -> Message | None:
         """The next message, or None after ``timeout_ms`` (0 = do not wait)."""
@@ -395,6 +470,9 @@ class Receiver:
         return None if message is None else message.packet
 
     def close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = None
         if self._auth is not None:
             self._auth.stop()
             self._auth = None
