@@ -50,6 +50,13 @@ class Codec:
             self.inter_priors = [InterPrior.from_tensors(t[1]) if t[1] else None for t in tables]
         except ValueError as exc:
             raise ModelError(f"model {self.model.name}: bad id prior tables ({exc})") from None
+        for layer, (cfg, intra, inter) in enumerate(
+            zip(self.model.net.config.layers, self.priors, self.inter_priors, strict=True), start=1
+        ):
+            for kind, prior in (("intra", intra), ("inter", inter)):
+                if prior is not None and prior.num_ids != cfg.codebook_size:
+                    raise ModelError(f"model {self.model.name}: the {kind} prior of layer {layer} codes "
+                                     f"{prior.num_ids} ids, the codebook has {cfg.codebook_size}")  # fmt: skip
         self._layer_codes: dict[int, LayerCodes] = {}
 
     @property
