@@ -58,6 +58,7 @@ SENDER_HWM = 8
 RECEIVER_HWM = 16
 MAX_MESSAGE_BYTES = (64 << 20) + (64 << 10)  # the largest legal packet (64 MiB payload) plus headroom for its header
 RECONNECT_MAX_MS = 500  # a restarted peer is found again within half a second
+_V4_MAPPED = re.compile(r"^tcp://\[::ffff:(\d+\.\d+\.\d+\.\d+)\]:")
 _STREAM_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _MAX_SUBSCRIPTIONS = 1024
 
@@ -107,7 +108,10 @@ def _attach(sock: zmq.Socket, endpoint: str, bind: bool) -> str:
     except zmq.ZMQError as exc:
         raise TransportError(f"cannot {'bind' if bind else 'connect'} {endpoint}: {exc.strerror}") from None
     last = sock.getsockopt(zmq.LAST_ENDPOINT)
-    return last.decode() if bind and last else endpoint
+    if not (bind and last):
+        return endpoint
+    # with IPV6 on, an IPv4 bind reports the v4-mapped address: give back the plain one, which peers can connect to
+    return _V4_MAPPED.sub(r"tcp://\1:", last.decode())
 
 
 # -- CURVE keys ----------------------------------------------------------------------------------------------------
