@@ -29,7 +29,7 @@ import numpy as np
 
 from edgecodec import bitstream
 from edgecodec.capture import wall_clock_us
-from edgecodec.cliutil import positive, sigterm_as_interrupt
+from edgecodec.cliutil import non_negative, positive, sigterm_as_interrupt
 from edgecodec.codec import Codec
 from edgecodec.coding.gop import ReferenceStore
 from edgecodec.errors import BitstreamError, ConfigError, EdgecodecError, MissingReferenceError, StreamRefusedError
@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no status line every second")
     parser.add_argument("--max-pixels", type=positive(int), default=RECEIVER_MAX_PIXELS, metavar="N",
                         help=f"decode budget: refuse frames over N pixels (default {RECEIVER_MAX_PIXELS})")
-    parser.add_argument("--max-latency", type=float, default=0.5, metavar="S",
+    parser.add_argument("--max-latency", type=non_negative(float), default=0.5, metavar="S",
                         help="skip frames older than S seconds (needs synchronised clocks; 0: show all; default 0.5)")
     parser.add_argument("--max-streams", type=positive(int), default=16, metavar="N",
                         help="refuse streams beyond N at once (default 16)")
