@@ -108,7 +108,8 @@ _HANDSHAKE_EVENTS = {
 
 
 class HandshakeMonitor:
-    """Watches a socket for failed handshakes and turns each into one line (once per peer and kind)."""
+    """Watches a socket for failed handshakes and turns each into one line (once per endpoint and kind). On every
+    socket, CURVE or not: a sender without keys at a CURVE receiver, or the reverse, is reported too."""
 
     def __init__(self, sock: zmq.Socket, role: str) -> None:
         self.role = role
@@ -131,17 +132,18 @@ class HandshakeMonitor:
                 break
             kind, peer = event["event"], event.get("endpoint", b"")
             peer = peer.decode("utf-8", "replace") if isinstance(peer, bytes) else str(peer)
+            peer = peer.replace("[::ffff:", "").replace("]:", ":") if "[::ffff:" in peer else peer
             self.failures += 1
             if (kind, peer) in self._seen or kind not in _HANDSHAKE_EVENTS:
                 continue
             self._seen.add((kind, peer))
-            other = "sender" if self.role == "receiver" else "receiver"
             detail = _HANDSHAKE_EVENTS[kind]
             if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH and self.role == "sender":
                 detail = "the receiver refused this sender's key (not in its authorized/ folder)"
             elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 detail = "a sender's key is not in the allow-list (authorized/)"
-            out.append(f"handshake with a {other} on {peer} failed: {detail}")
+            who = f"with the receiver on {peer}" if self.role == "sender" else f"of a sender on {peer}"
+            out.append(f"handshake {who} failed: {detail}")
         return out
 
     def close(self) -> None:

@@ -2,10 +2,10 @@
 
 * **Sessions.** Every sender start draws a random 32-bit session id (packet format 2). A stream is owned by one
   session at a time. A packet of another session is a **rival** while the owner is live (it sent within
-  :data:`TAKEOVER_S`): it is refused, counted and reported, never merged into the owner's frames. Once the owner has
-  been silent that long, the next session takes the stream over (a restarted sender), and the old session is
-  **superseded**: its late frames are dropped. Version 1 packets carry no session: a step backwards in sequence
-  numbers tells a restart.
+  :data:`TAKEOVER_S`, or three of its frame intervals, at most 10 s): it is refused, counted and reported, never
+  merged into the owner's frames. Once the owner has been silent that long, the next session takes the stream over
+  (a restarted sender), and the old session is **superseded**: its late frames are dropped. Version 1 packets carry
+  no session: a step backwards in sequence numbers tells a restart.
 * **Bounds.** At most ``max_streams`` streams at once; a stream silent for ``idle_s`` is forgotten (the receiver
   closes and finalises its recorder), which makes room for another.
 """
@@ -25,6 +25,7 @@ SEQ_MOD = 1 << 32
 MAX_GAP = 1 << 31  # a forward step at least this large is a step backwards modulo 2**32: a restarted sender
 TAKEOVER_S = 1.0
 """A stream's session must be silent this long before another session may take the stream over."""
+MAX_TAKEOVER_S = 10.0
 _SUPERSEDED_KEPT = 16
 
 
@@ -48,11 +49,14 @@ class StreamState:
     superseded: int = 0  # packets of a session that another one took over: dropped
     layers: dict[int, int] = field(default_factory=dict)
     last_seen: float = 0.0
+    interval: float = 0.0  # the owner's last frame interval: a slow sender keeps its stream for 3 of them
     _old_sessions: deque = field(default_factory=lambda: deque(maxlen=_SUPERSEDED_KEPT))
 
     def admit(self, session: int | None, now: float) -> None:
         """Refuse (:class:`StreamRefusedError`) a packet of a rival or superseded session; else note it."""
         if session is None or self.session is None or session == self.session:
+            if self.last_seen and session is not None and session == self.session:
+                self.interval = min(max(now - self.last_seen, 0.0), MAX_TAKEOVER_S)
             self.last_seen = now
             return
         if session in self._old_sessions:
@@ -60,7 +64,7 @@ class StreamState:
             raise StreamRefusedError(
                 f"stream {self.name!r}: frame of superseded sender session {session:08x} dropped"
             )
-        if now - self.last_seen < TAKEOVER_S:
+        if now - self.last_seen < max(TAKEOVER_S, 3 * self.interval):
             self.rivals += 1
             raise StreamRefusedError(
                 f"stream {self.name!r}: two senders publish it (sessions {self.session:08x} and {session:08x}); "

@@ -378,7 +378,7 @@ class Receiver:
                 self._socket.curve_secretkey = keys.secret
                 self._socket.curve_publickey = keys.public
                 self._socket.curve_server = True
-                self.monitor = HandshakeMonitor(self._socket, "receiver")
+            self.monitor = HandshakeMonitor(self._socket, "receiver")
             for topic in self._streams or {b""}:
                 self._socket.setsockopt(zmq.SUBSCRIBE, topic)
             self.endpoint = _attach(self._socket, endpoint, bind)
