@@ -11,7 +11,12 @@
   frames it could not show as *held* (lost ones included): frames shown + held = frames sent.
 * **Latency** is glass to glass: the time the frame has been shown or written, minus the capture time in the packet
   (one clock when both ends run on one machine; across machines it needs synchronised clocks, e.g. PTP or NTP).
-* **Bad packets** (corrupt, foreign model, wrong stream number) are counted and reported, never fatal.
+* **Bad packets** (corrupt, foreign model, wrong stream number, over the decode budget ``--max-pixels``) are counted
+  and reported, never fatal.
+* **Live view**: each round drains what is queued, entropy-decodes all of it in order (references stay right), and
+  decodes to pixels only the newest frame of each stream younger than ``--max-latency``; the rest are *skipped*.
+* **Stream identity and bounds** (:mod:`edgecodec.streams`): one sender session owns a stream; rivals and superseded
+  sessions are refused; at most ``--max-streams``, idle ones closed after ``--idle-close`` seconds.
 """
 
 from __future__ import annotations

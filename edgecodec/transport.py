@@ -13,8 +13,9 @@ Pattern: **XPUB (sender) -> SUB (receiver)**, one two-part message ``[stream id,
   small for latency) gives EAGAIN instead of a silent loss, and is counted too (``dropped_queue_full``). With several
   receivers, one stalled receiver makes frames drop for all until its heartbeat times out.
 * Sockets use LINGER=0 (closing never waits), ZMTP heartbeats (a dead peer is noticed in seconds), IMMEDIATE on
-  connect (no queueing for a peer that is not there), and on the receiver MAXMSGSIZE (a peer cannot make it
-  allocate more than that per message); malformed messages are counted and skipped.
+  connect (no queueing for a peer that is not there), IPV6 (IPv4 and IPv6 endpoints both), and on the receiver
+  MAXMSGSIZE (a peer cannot make it allocate more than that per message; ``edgecodec receive`` sets it from its decode
+  budget); malformed messages are counted and skipped. A socket monitor reports failed handshakes in one line.
 
 Stream ids: the topic is a name (``cam0``); a packet header carries a 32-bit number instead. The number of a stream is
 the CRC-32 of its name (:func:`stream_number`), so a receiver can check that a packet arrived under the topic its
@@ -31,6 +32,8 @@ client public keys found in ``DIR/authorized/``. ``edgecodec keygen --out DIR`` 
 
 ``edgecodec keygen --out DIR --add-client NAME`` adds ``NAME.key[_secret]`` and authorises it. A sender whose key is
 not authorised never completes the handshake: it delivers nothing and counts its frames as ``dropped_no_receiver``.
+``authorized/NAME.streams`` may name the streams a key may publish; every message's User-Id is checked against it,
+and the folder is re-read when it changes (:mod:`edgecodec.authz`).
 """
 
 from __future__ import annotations
