@@ -7,8 +7,8 @@ and grid sizes of a decode bomb (a consistent grid), payload truncated or padded
 spliced, random bytes. Bases: keyframes of every layer and P-frames whose reference the receiver holds.
 
 Reports how many inputs raised which error, the *untyped* ones (anything not an ``EdgecodecError``: a receiver would
-have to treat them as bugs), the inputs that took over 1 s, and the peak RSS. Not run in CI as a whole; the test
-``tests/test_fuzz_receiver.py`` runs 10^4 of them.
+have to treat them as bugs), the inputs that took over 1 s of CPU (and the slowest in wall time), and the peak RSS.
+Not run in CI as a whole; the test ``tests/test_fuzz_receiver.py`` runs 10^4 of them.
 
     python tools/fuzz_receiver.py --packets 1000000 --seed 1
 """
@@ -61,14 +61,16 @@ class Report:
     slow: list[tuple[float, str]] = field(default_factory=list)
     rendered: int = 0
     max_s: float = 0.0
+    max_cpu_s: float = 0.0
     slowest: str = ""
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         out = [f"{self.packets} packets in {self.seconds:.1f} s ({self.packets / max(self.seconds, 1e-9):.0f}/s); "
-               f"{len(self.untyped)} untyped exceptions; {len(self.slow)} inputs over 1 s (slowest "
-               f"{self.max_s * 1000:.1f} ms: {self.slowest}); {self.rendered} decoded to pixels; "
+               f"{len(self.untyped)} untyped exceptions; {len(self.slow)} inputs over 1 s of CPU (most CPU "
+               f"{self.max_cpu_s * 1000:.1f} ms; slowest wall {self.max_s * 1000:.1f} ms: {self.slowest}); "
+               f"{self.rendered} decoded to pixels; "
                f"peak RSS {rss:.0f} MB"]  # fmt: skip
         out += [f"  {n:>8}  {name}" for name, n in self.outcomes.most_common()]
         out += [f"  UNTYPED {u}" for u in self.untyped[:20]]
@@ -187,7 +189,7 @@ def run(packets: int, seed: int = 0, max_pixels: int = 1 << 16, render_every: in
             receiver.references.update(STREAM, *base.reference)
         state = receiver.stream(STREAM)
         state.session, state.last_seen = None, 0.0  # every base session may own the stream
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             pending = receiver.prepare(Message(STREAM, data), _NO_STAGES)
             survived += 1
@@ -201,14 +203,15 @@ def run(packets: int, seed: int = 0, max_pixels: int = 1 << 16, render_every: in
             outcome = f"UNTYPED {type(exc).__name__}"
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             report.untyped.append(f"{kind}: {type(exc).__name__}: {exc} at {frame.filename}:{frame.lineno}")
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
+        report.max_cpu_s = max(report.max_cpu_s, cpu)
         if dt > report.max_s:
             report.max_s, report.slowest = dt, f"{kind}, {outcome}"
-        if dt > 1.0:
-            report.slow.append((dt, f"{kind} {data[:64].hex()}"))
+        if cpu > 1.0:  # CPU time: on a shared machine, wall time also counts the other jobs
+            report.slow.append((cpu, f"{kind} {data[:64].hex()}"))
         report.outcomes[outcome] += 1
         report.packets += 1
-        if progress and (n + 1) % 100_000 == 0:
+        if progress and (n + 1) % 25_000 == 0:
             report.seconds = time.perf_counter() - start
             print(report.lines()[0], file=sys.stderr, flush=True)
     report.seconds = time.perf_counter() - start
