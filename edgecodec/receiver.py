@@ -472,14 +472,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=positive(float), metavar="S", help="stop after S seconds without a packet")
     parser.add_argument("--stats", metavar="FILE", help="write one JSON record per frame (and a summary) here")
     parser.add_argument("--quiet", action="store_true", help="no status line every second")
-    parser.add_argument("--max-pixels", type=positive(int), default=RECEIVER_MAX_PIXELS, metavar="N",
-                        help=f"decode budget: refuse frames over N pixels (default {RECEIVER_MAX_PIXELS})")
-    parser.add_argument("--max-latency", type=non_negative(float), default=0.5, metavar="S",
-                        help="skip frames older than S seconds (needs synchronised clocks; 0: show all; default 0.5)")
-    parser.add_argument("--max-streams", type=positive(int), default=16, metavar="N",
-                        help="refuse streams beyond N at once (default 16)")
-    parser.add_argument("--idle-close", type=positive(float), default=10.0, metavar="S",
-                        help="close (and finalise the recording of) a stream silent for S seconds (default 10)")
+    parser.add_argument(
+        "--max-pixels",
+        type=positive(int),
+        default=RECEIVER_MAX_PIXELS,
+        metavar="N",
+        help=f"decode budget: refuse frames over N pixels (default {RECEIVER_MAX_PIXELS})",
+    )
+    parser.add_argument(
+        "--max-latency",
+        type=non_negative(float),
+        default=0.5,
+        metavar="S",
+        help="skip frames older than S seconds (needs synchronised clocks; 0: show all; default 0.5)",
+    )
+    parser.add_argument(
+        "--max-streams",
+        type=positive(int),
+        default=16,
+        metavar="N",
+        help="refuse streams beyond N at once (default 16)",
+    )
+    parser.add_argument(
+        "--idle-close",
+        type=positive(float),
+        default=10.0,
+        metavar="S",
+        help="close (and finalise the recording of) a stream silent for S seconds (default 10)",
+    )
     return parser
 
 

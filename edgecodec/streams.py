@@ -61,9 +61,7 @@ class StreamState:
             return
         if session in self._old_sessions:
             self.superseded += 1
-            raise StreamRefusedError(
-                f"stream {self.name!r}: frame of superseded sender session {session:08x} dropped"
-            )
+            raise StreamRefusedError(f"stream {self.name!r}: frame of superseded sender session {session:08x} dropped")
         if now - self.last_seen < max(TAKEOVER_S, 3 * self.interval):
             self.rivals += 1
             raise StreamRefusedError(

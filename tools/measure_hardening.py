@@ -158,11 +158,13 @@ def measure_stall() -> None:
         after = [(shown - cont_wall, lat) for shown, lat in after if shown > cont_wall]
         live = next((t for t, lat in after if lat < 500), None)
         late_after = [lat for t, lat in after if lat >= 500]
-        print(f"SIGSTOP for {cont_wall - stop_wall:.1f} s at 20 fps: after SIGCONT, first frame under 0.5 s latency "
-              f"shown at +{live if live is None else round(live, 3)} s; {len(late_after)} frames shown with latency "
-              f">= 0.5 s after SIGCONT (max {max(late_after, default=0):.0f} ms); {len(skipped)} frames skipped; "
-              f"latency of the first 5 frames after SIGCONT: {[round(lat) for _, lat in after[:5]]} ms; "
-              f"p50 latency before the stall {np.median([lat for r in frames for lat in [r['latency_ms']]]):.0f} ms")
+        print(
+            f"SIGSTOP for {cont_wall - stop_wall:.1f} s at 20 fps: after SIGCONT, first frame under 0.5 s latency "
+            f"shown at +{live if live is None else round(live, 3)} s; {len(late_after)} frames shown with latency "
+            f">= 0.5 s after SIGCONT (max {max(late_after, default=0):.0f} ms); {len(skipped)} frames skipped; "
+            f"latency of the first 5 frames after SIGCONT: {[round(lat) for _, lat in after[:5]]} ms; "
+            f"p50 latency before the stall {np.median([lat for r in frames for lat in [r['latency_ms']]]):.0f} ms"
+        )
 
 
 def measure_streams(count: int = 1000) -> None:
