@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgecodec.bitstream import MAX_FRAME_SIDE
 from edgecodec.errors import DecodeBudgetError, FrameSizeError
 
 __all__ = [
@@ -84,6 +85,10 @@ def check_encode_size(height: int, width: int, max_pixels: int = MAX_PIXELS) -> 
     """Refuse, before encoding, a frame this build cannot pack (:class:`FrameSizeError`, one line)."""
     if height < 1 or width < 1:
         raise FrameSizeError(f"frame {width}x{height} is empty")
+    if max(height, width) > MAX_FRAME_SIDE:
+        raise FrameSizeError(
+            f"frame {width}x{height} has a side over {MAX_FRAME_SIDE} pixels; scale it down with --size WxH"
+        )
     if height * width > max_pixels:
         raise FrameSizeError(
             f"frame {width}x{height} has {height * width} pixels, over the limit of {max_pixels} "

@@ -280,9 +280,10 @@ def receive_frames(
 ) -> str:
     """Receive until ``frames`` frames, ``timeout_s`` s without a packet, a closed window or a stop; returns why.
 
-    Live view: every round drains what is queued and entropy-decodes all of it in order (so P-frame references stay
-    right), then decodes to pixels and shows only the newest frame of each stream, and only if it is not older than
-    ``max_latency_s``; the others are counted as skipped."""
+    Live view (``max_latency_s`` > 0): every round drains what is queued and entropy-decodes all of it in order (so
+    P-frame references stay right), then decodes to pixels and shows only the newest frame of each stream, and only if
+    it is not older than ``max_latency_s``; the others are counted as skipped. Without it (the demo, or
+    ``--max-latency 0``) every frame is shown."""
     last_packet = time.monotonic()
     reported: set[tuple[str, str]] = set()
     try:
@@ -309,18 +310,18 @@ def receive_frames(
                 if more is None:
                     break
                 batch.append(more)
-            newest: dict[str, tuple[Pending, Any]] = {}
-            for message in batch:
+            newest: dict[str | int, tuple[Pending, Any]] = {}  # live: the newest per stream; else every frame
+            for index, message in enumerate(batch):
                 stages = receiver.timer.frame()
                 pending = _prepare(receiver, message, stages, log, reported)
                 if pending is None:
                     continue
                 reported.discard((message.stream, "held"))
-                older = newest.get(message.stream)
+                older = newest.get(message.stream) if max_latency_s else None
                 if older is not None:
                     receiver.skip(older[0])
                     log.write(skip_record(older[0], "newer frame queued"))
-                newest[message.stream] = (pending, stages)
+                newest[message.stream if max_latency_s else index] = (pending, stages)
             for pending, stages in newest.values():
                 latency_ms = (wall_clock_us() - pending.packet.timestamp_us) / 1000
                 if max_latency_s and latency_ms > max_latency_s * 1000:

@@ -319,7 +319,7 @@ class Sender:
             self._context.term()
 
     def handshake_failures(self) -> list[str]:
-        """New failed handshakes since the last call, one line each (empty without CURVE)."""
+        """New failed handshakes since the last call, one line each."""
         return self.monitor.lines() if self.monitor is not None else []
 
     def __enter__(self) -> Sender:
@@ -385,12 +385,14 @@ class Receiver:
             for topic in self._streams or {b""}:
                 self._socket.setsockopt(zmq.SUBSCRIBE, topic)
             self.endpoint = _attach(self._socket, endpoint, bind)
+            last = self._socket.getsockopt(zmq.LAST_ENDPOINT)
+            self._attached = last.decode() if bind and last else self.endpoint  # exactly as ZeroMQ names it
         except BaseException:
             self.close()
             raise
 
     def handshake_failures(self) -> list[str]:
-        """New failed handshakes since the last call, one line each (empty without CURVE)."""
+        """New failed handshakes since the last call, one line each."""
         return self.monitor.lines() if self.monitor is not None else []
 
     def poll_allow_list(self) -> set[str]:
@@ -409,15 +411,15 @@ class Receiver:
     def _reset_connections(self) -> None:
         try:
             if self._bind:
-                self._socket.unbind(self.endpoint)
+                self._socket.unbind(self._attached)
             else:
-                self._socket.disconnect(self.endpoint)
+                self._socket.disconnect(self._attached)
         except zmq.ZMQError:
             pass
         deadline = time.monotonic() + 2.0
         while True:  # the old listener may take a moment to let the port go
             try:
-                (self._socket.bind if self._bind else self._socket.connect)(self.endpoint)
+                (self._socket.bind if self._bind else self._socket.connect)(self._attached)
                 break
             except zmq.ZMQError as exc:
                 if time.monotonic() > deadline:

@@ -427,6 +427,8 @@ def test_11_small_frames_encode_at_every_layer(codec: Codec, size: tuple[int, in
 def test_11_frames_over_the_limit_are_refused_before_encoding(codec: Codec, capsys) -> None:
     with pytest.raises(FrameSizeError, match="--size"):
         codec.encode(np.zeros((3648, 5472 // 2 * 2 + 2000, 3), np.uint8))
+    with pytest.raises(FrameSizeError, match="side over 16384"):
+        codec.encode(np.zeros((1, 20000, 3), np.uint8))
     assert cli_main(["send", "--synthetic", "--size", "5472x3648", "--frames", "1", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "over the limit" in err[-1] and "--size" in err[-1]
