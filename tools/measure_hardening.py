@@ -154,6 +154,7 @@ def measure_stall() -> None:
         proc.wait(30)
         frames = records(tmp / "r.jsonl")
         skipped = records(tmp / "r.jsonl", "skipped")
+        cam = records(tmp / "r.jsonl", "summary")[0]["streams"]["cam"]
         after = [(r["timestamp_us"] / 1e6 + r["latency_ms"] / 1000, r["latency_ms"]) for r in frames]
         after = [(shown - cont_wall, lat) for shown, lat in after if shown > cont_wall]
         live = next((t for t, lat in after if lat < 500), None)
@@ -163,6 +164,8 @@ def measure_stall() -> None:
             f"shown at +{live if live is None else round(live, 3)} s; {len(late_after)} frames shown with latency "
             f">= 0.5 s after SIGCONT (max {max(late_after, default=0):.0f} ms); {len(skipped)} frames skipped; "
             f"latency of the first 5 frames after SIGCONT: {[round(lat) for _, lat in after[:5]]} ms; "
+            f"stream: {cam['received']} shown, {cam['skipped']} skipped, {cam['gaps']} gaps, "
+            f"{cam['sessions']} session(s); "
             f"p50 latency before the stall {np.median([lat for r in frames for lat in [r['latency_ms']]]):.0f} ms"
         )
 
