@@ -178,9 +178,14 @@ class FrameReceiver:
         state.layers[packet.layer] = state.layers.get(packet.layer, 0) + 1
         return Decoded(state, packet, pending.ids, rgb, pending.bits, pending.gap, pending.new_session)
 
-    def skip(self, pending: Pending) -> None:
-        """A frame not shown (late, or behind a newer one): its ids stay the reference; counted as skipped."""
-        pending.stream.skipped += 1
+    def skip(self, pending: Pending, rendered: bool = False) -> None:
+        """A frame not shown (late, or behind a newer one): its ids stay the reference; counted as skipped.
+        ``rendered``: it was decoded to pixels (and counted as received) but is too late to show."""
+        state = pending.stream
+        state.skipped += 1
+        if rendered:
+            state.received -= 1
+            state.layers[pending.packet.layer] -= 1
 
     @property
     def received(self) -> int:
@@ -328,10 +333,16 @@ def receive_frames(
                     receiver.skip(pending)
                     log.write(skip_record(pending, f"{latency_ms:.0f} ms late"))
                     continue
+                wall0, cpu0 = time.monotonic(), time.process_time()
                 try:
                     decoded = receiver.render(pending, stages)
                 except (EdgecodecError, ValueError) as exc:
                     print(f"edgecodec receive: stream {pending.stream.name!r}: bad packet: {exc}", file=sys.stderr)
+                    continue
+                off_cpu = (time.monotonic() - wall0) - (time.process_time() - cpu0)
+                if max_latency_s and off_cpu > max_latency_s:  # stopped or starved while decoding: stale now
+                    receiver.skip(pending, rendered=True)
+                    log.write(skip_record(pending, f"stalled {off_cpu:.1f} s while decoding"))
                     continue
                 with stages("output"):
                     keep_going = outputs.write(decoded)

@@ -198,6 +198,24 @@ def test_3_frames_older_than_max_latency_are_skipped(codec: Codec) -> None:
     assert shown.frames == [] and receiver.skipped == 1
 
 
+def test_3_a_frame_whose_decode_was_stalled_is_not_shown(codec: Codec, monkeypatch) -> None:
+    """The frame being decoded when the receiver was stopped (SIGSTOP) is stale by the time it is ready."""
+    from edgecodec.capture import wall_clock_us
+
+    receiver, shown = FrameReceiver(codec), Shown()
+    render = receiver.render
+
+    def stalled(*args, **kwargs):  # noqa: ANN002, ANN003
+        time.sleep(0.6)  # off the CPU, as under SIGSTOP
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(receiver, "render", stalled)
+    live = [Message("cam", good_packet(codec, "cam", seq=0, ts=wall_clock_us()))]
+    receive_frames(QueueTransport(live), receiver, shown, log=StatsLog(None), meter=StreamMeter(), status=None,
+                   frames=1, max_latency_s=0.5)  # fmt: skip
+    assert shown.frames == [] and receiver.skipped == 1 and receiver.received == 0
+
+
 # -- 4. two senders under one name; 5. stream injection ----------------------------------------------------------
 def test_4_two_live_sessions_under_one_name_are_never_merged(codec: Codec) -> None:
     receiver = FrameReceiver(codec)
