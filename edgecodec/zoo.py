@@ -212,6 +212,15 @@ def list_models() -> list[Path]:
     return list(seen.values())
 
 
+def check_priors(model: Model) -> None:
+    """Build the model's entropy priors (intra and inter) as a codec would: :class:`ModelError` if its tables do not
+    fit its codebooks."""
+    from edgecodec.codec import Codec  # the codec imports this module
+
+    if model.priors:
+        Codec(model, backend="torch")
+
+
 def main_models(argv: Sequence[str] | None = None) -> int:
     """`edgecodec models`: list the models found in the model folders."""
     ap = argparse.ArgumentParser(prog="edgecodec models", description=main_models.__doc__)
@@ -221,6 +230,7 @@ def main_models(argv: Sequence[str] | None = None) -> int:
     for p in list_models():
         try:
             m = load_model(p)
+            check_priors(m)
         except ModelError as exc:
             print(f"{p.stem:<16} broken: {exc}")
             continue

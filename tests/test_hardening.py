@@ -418,6 +418,23 @@ def test_10_prior_longer_than_the_codebook_is_refused_at_load(tmp_path: Path) ->
         load_model(path)
 
 
+def test_10_inter_tables_longer_than_the_codebook_are_refused(tmp_path: Path, monkeypatch, capsys) -> None:
+    import torch
+
+    from edgecodec.coding.inter import InterCounter
+
+    torch.manual_seed(0)
+    net = HQAStack(tiny_config())
+    priors = [np.ones(c.codebook_size, dtype=np.int64) for c in net.config.layers]
+    tables = [InterCounter(net.config.layers[0].codebook_size + 1).tensors(), {}, {}]
+    model = save_model(net, tmp_path / "inter", priors=priors, prior_tables=tables)
+    with pytest.raises(ModelError, match="inter prior of layer 1 codes 65 ids"):
+        Codec(model)
+    monkeypatch.setenv("EDGECODEC_MODELS", str(tmp_path))
+    assert main_models([]) == 0
+    assert "inter            broken:" in capsys.readouterr().out
+
+
 def test_10_a_broken_model_or_card_never_hides_the_others(tmp_path: Path, monkeypatch, capsys) -> None:
     good = _tiny(tmp_path, "good")
     _tiny(tmp_path, "card")
