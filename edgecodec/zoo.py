@@ -182,7 +182,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.dev
     card, card_error = read_card(path.with_suffix(".json"))
     net.eval().to(device)
     return Model(net=net, fingerprint=fp, priors=priors, name=path.stem, card=card, path=path,
-                 prior_tables=prior_tables if any(prior_tables) else [], card_error=card_error)
+                 prior_tables=prior_tables if any(prior_tables) else [], card_error=card_error)  # fmt: skip
 
 
 MAX_CARD_BYTES = 1 << 20
@@ -251,5 +251,5 @@ def main_models(argv: Sequence[str] | None = None) -> int:
         default = " (default)" if m.name == DEFAULT_MODEL else ""
         print(f"{m.name:<16} {m.fingerprint_hex:<17} {m.num_layers:>6}  {mb:5.1f}  "
               + " ".join(f"{b:.4g}" for b in bpp) + default
-              + (f"  (card broken: {m.card_error})" if m.card_error else ""))
+              + (f"  (card broken: {m.card_error})" if m.card_error else ""))  # fmt: skip
     return 0
