@@ -73,6 +73,9 @@ MAX_FRAME_SIDE = 16384
 MAX_GRID_IDS = 1 << 22
 """At most 4 Mi ids per grid (2048 x 2048): bounds the memory a decoder spends on one packet (16 MiB of int32)."""
 MAX_PAYLOAD_BYTES = 64 << 20
+MIN_GRID_ROOM = 512
+"""A frame smaller than the model's multiple is padded up to it, so its grid may exceed the frame: a grid side may be
+up to ``max(frame side, 512)`` (models with a multiple up to 1024). The exact grid is checked by the codec."""
 MAX_REF_DELTA = 255
 """A P-frame's reference is 1..255 frames back."""
 
@@ -147,7 +150,7 @@ class Packet:
 def _limit_problem(frame_h: int, frame_w: int, grid_h: int, grid_w: int, payload_len: int) -> str | None:
     if not (1 <= frame_h <= MAX_FRAME_SIDE and 1 <= frame_w <= MAX_FRAME_SIDE):
         return f"frame size {frame_h}x{frame_w} outside 1..{MAX_FRAME_SIDE}"
-    if not (1 <= grid_h <= frame_h and 1 <= grid_w <= frame_w):
+    if not (1 <= grid_h <= max(frame_h, MIN_GRID_ROOM) and 1 <= grid_w <= max(frame_w, MIN_GRID_ROOM)):
         return f"id grid {grid_h}x{grid_w} does not fit frame {frame_h}x{frame_w}"
     if grid_h * grid_w > MAX_GRID_IDS:
         return f"id grid {grid_h}x{grid_w} has more than {MAX_GRID_IDS} ids"

@@ -15,6 +15,7 @@ from edgecodec import bitstream, entropy
 from edgecodec.coding.inter import InterPrior, inter_tables
 from edgecodec.coding.replenish import LayerCodes
 from edgecodec.errors import BitstreamError, LayerRangeError, MissingReferenceError, ModelError, UnknownModelError
+from edgecodec.limits import DecodeBudget, check_encode_size
 from edgecodec.runtime import Backend, make_backend
 from edgecodec.zoo import DEFAULT_MODEL, Model, load_model
 
@@ -30,7 +31,15 @@ class FrameCode:
 
 
 class Codec:
-    def __init__(self, model: Model | str = DEFAULT_MODEL, backend: str | Backend = "torch", device: str = "cpu"):
+    def __init__(
+        self,
+        model: Model | str = DEFAULT_MODEL,
+        backend: str | Backend = "torch",
+        device: str = "cpu",
+        budget: DecodeBudget | None = None,
+    ):
+        self.budget = budget or DecodeBudget()
+        """What one packet may cost to decode (:mod:`edgecodec.limits`), checked by :meth:`check`."""
         self.model = load_model(model) if isinstance(model, str) else model
         self.backend = make_backend(backend, self.model, device) if isinstance(backend, str) else backend
         if len(self.model.priors) != self.model.num_layers:
@@ -41,6 +50,13 @@ class Codec:
             self.inter_priors = [InterPrior.from_tensors(t[1]) if t[1] else None for t in tables]
         except ValueError as exc:
             raise ModelError(f"model {self.model.name}: bad id prior tables ({exc})") from None
+        for layer, (cfg, intra, inter) in enumerate(
+            zip(self.model.net.config.layers, self.priors, self.inter_priors, strict=True), start=1
+        ):
+            for kind, prior in (("intra", intra), ("inter", inter)):
+                if prior is not None and prior.num_ids != cfg.codebook_size:
+                    raise ModelError(f"model {self.model.name}: the {kind} prior of layer {layer} codes "
+                                     f"{prior.num_ids} ids, the codebook has {cfg.codebook_size}")  # fmt: skip
         self._layer_codes: dict[int, LayerCodes] = {}
 
     @property
@@ -78,6 +94,7 @@ class Codec:
             if f.ndim != 3 or f.shape[2] != 3 or f.dtype != np.uint8 or f.shape[:2] != frames[0].shape[:2]:
                 raise ValueError("frames must be RGB uint8 arrays (H, W, 3) of one size")
         size = frames[0].shape[:2]
+        check_encode_size(*size)
         if latents:
             ids, qerr, z = self.backend.encode_latents(self._to_input(frames), latents)
             return [FrameCode([i[n] for i in ids], qerr[n], size, {k: v[n] for k, v in z.items()})
@@ -171,8 +188,9 @@ class Codec:
         return self.check(p)
 
     def check(self, p: bitstream.Packet) -> bitstream.Packet:
-        """Check a parsed packet against this model: the fingerprint and grid of a resolved one, the inter tables of
-        a P-frame."""
+        """Check a parsed packet against this model: the fingerprint, grid and decode budget (:attr:`budget`) of a
+        resolved one, the inter tables of a P-frame. The one validation path of the receiver, ``decode`` and ``info``:
+        a P-frame is checked again once resolved, before any entropy decoding."""
         if not 1 <= p.layer <= self.num_layers:
             raise LayerRangeError(f"packet names layer {p.layer}; the model has layers 1..{self.num_layers}")
         if p.is_inter and not self.has_inter(p.layer):
@@ -187,12 +205,14 @@ class Codec:
             raise BitstreamError(
                 f"packet grid {p.grid_w}x{p.grid_h} does not match a {p.frame_w}x{p.frame_h} frame at layer {p.layer}"
             )
+        self.budget.check(p.frame_h, p.frame_w, p.grid_h, p.grid_w, len(p.payload))
         return p
 
     def packet_ids(self, p: bitstream.Packet, reference: np.ndarray | None = None) -> np.ndarray:
         """Entropy-decode the id grid of a parsed packet; a P-frame must be resolved and needs its ``reference`` id
         grid, else :class:`MissingReferenceError`."""
         shape = (p.grid_h, p.grid_w)
+        self.check(p)
         if not p.is_inter:
             return entropy.decode_ids(p.payload, self.priors[p.layer - 1], shape).astype(np.int64)
         if not p.resolved or reference is None or reference.shape != shape:

@@ -49,6 +49,10 @@ class SizeLimitError(BitstreamError):
     """A declared size is absurd; refused before anything is allocated."""
 
 
+class DecodeBudgetError(SizeLimitError):
+    """A packet asks for more than the decode budget (pixels, payload for its grid): refused from the header."""
+
+
 class TrailingDataError(BitstreamError):
     """Bytes follow the last complete packet of a file."""
 
@@ -56,6 +60,15 @@ class TrailingDataError(BitstreamError):
 class MissingReferenceError(EdgecodecError):
     """A P-frame names a reference frame (session, sequence number, layer) that this decoder does not hold: it
     cannot be decoded until the next keyframe. Not a corrupt packet."""
+
+
+class StreamRefusedError(EdgecodecError):
+    """A packet the receiver will not show: from a rival or superseded sender session, from a peer not allowed to
+    publish that stream, or beyond --max-streams. Not a corrupt packet."""
+
+
+class FrameSizeError(EdgecodecError):
+    """A frame this build cannot encode (empty, or over the pixel limit): refused before encoding."""
 
 
 class SinkError(EdgecodecError):

@@ -11,7 +11,12 @@
   frames it could not show as *held* (lost ones included): frames shown + held = frames sent.
 * **Latency** is glass to glass: the time the frame has been shown or written, minus the capture time in the packet
   (one clock when both ends run on one machine; across machines it needs synchronised clocks, e.g. PTP or NTP).
-* **Bad packets** (corrupt, foreign model, wrong stream number) are counted and reported, never fatal.
+* **Bad packets** (corrupt, foreign model, wrong stream number, over the decode budget ``--max-pixels``) are counted
+  and reported, never fatal.
+* **Live view**: each round drains what is queued, entropy-decodes all of it in order (references stay right), and
+  decodes to pixels only the newest frame of each stream younger than ``--max-latency``; the rest are *skipped*.
+* **Stream identity and bounds** (:mod:`edgecodec.streams`): one sender session owns a stream; rivals and superseded
+  sessions are refused; at most ``--max-streams``, idle ones closed after ``--idle-close`` seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,12 +34,14 @@ import numpy as np
 
 from edgecodec import bitstream
 from edgecodec.capture import wall_clock_us
-from edgecodec.cliutil import positive, sigterm_as_interrupt
+from edgecodec.cliutil import non_negative, positive, sigterm_as_interrupt
 from edgecodec.codec import Codec
 from edgecodec.coding.gop import ReferenceStore
-from edgecodec.errors import BitstreamError, ConfigError, EdgecodecError, MissingReferenceError
+from edgecodec.errors import BitstreamError, ConfigError, EdgecodecError, MissingReferenceError, StreamRefusedError
+from edgecodec.limits import RECEIVER_MAX_PIXELS, DecodeBudget, message_bound
 from edgecodec.runtime import BACKEND_HELP
 from edgecodec.sinks import DisplaySink, NullSink, Sink, VideoRecorder, display_available, draw_label
+from edgecodec.streams import StreamState, StreamTable
 from edgecodec.timing import StageTimer, StatsLog, StreamMeter, frame_hash
 from edgecodec.transport import (
     Message,
@@ -44,43 +51,19 @@ from edgecodec.transport import (
     endpoint_from_args,
     load_server_keys,
     normalise_endpoint,
-    stream_number,
 )
 
-SEQ_MOD = 1 << 32
-MAX_GAP = 1 << 31  # a forward step at least this large is a step backwards modulo 2**32: a restarted sender
 
+@dataclass(frozen=True)
+class Pending:
+    """One entropy-decoded frame (its ids are already the stream's reference), not yet decoded to pixels."""
 
-@dataclass
-class StreamState:
-    """What a receiver knows of one stream."""
-
-    name: str
-    number: int
-    last_seq: int | None = None
-    session: int | None = None
-    sessions: int = 0
-    received: int = 0  # frames decoded and shown
-    held: int = 0  # frames not shown: lost on the way, or P-frames whose reference is missing
-    gaps: int = 0  # frames missing between received ones, summed over sessions
-    bad: int = 0
-    keyframes: int = 0
-    inter: int = 0
-    layers: dict[int, int] = field(default_factory=dict)
-
-    def track(self, seq: int, session: int | None = None) -> tuple[int, bool]:
-        """Account for sequence number ``seq`` of sender session ``session`` (None: version 1 packets, where only a
-        step backwards tells a restart): (frames missing just before it, whether it starts a new session)."""
-        if self.last_seq is None or (session is not None and session != self.session):
-            gap, new = 0, True
-        else:
-            step = (seq - self.last_seq - 1) % SEQ_MOD
-            gap, new = (step, False) if step < MAX_GAP else (0, True)
-        self.last_seq, self.session = seq, session
-        self.sessions += new
-        self.gaps += gap
-        self.held += gap
-        return gap, new
+    stream: StreamState
+    packet: bitstream.Packet
+    ids: np.ndarray
+    bits: int
+    gap: int
+    new_session: bool
 
 
 @dataclass(frozen=True)
@@ -100,10 +83,17 @@ class FrameReceiver:
     """Parses, checks and decodes packets, and keeps per-stream state (gaps, sessions, counters, the reference ids
     of P-frames: :class:`~edgecodec.coding.gop.ReferenceStore`)."""
 
-    def __init__(self, codec: Codec, timer: StageTimer | None = None) -> None:
+    def __init__(
+        self,
+        codec: Codec,
+        timer: StageTimer | None = None,
+        *,
+        max_streams: int | None = None,
+        idle_s: float | None = None,
+    ) -> None:
         self.codec = codec
         self.timer = timer or StageTimer()
-        self.streams: dict[str, StreamState] = {}
+        self.streams = StreamTable(max_streams, idle_s)
         self.references = ReferenceStore()
         self.bad = 0
         self.arrived = 0  # messages handled: decoded, held or bad
@@ -114,18 +104,32 @@ class FrameReceiver:
             self.codec.decode(np.zeros(self.codec.grid_shape((64, 64), layer), np.int64), layer, (64, 64))
 
     def stream(self, name: str) -> StreamState:
-        state = self.streams.get(name)
-        if state is None:
-            state = self.streams[name] = StreamState(name, stream_number(name))
-        return state
+        """The state of stream ``name``, made on first sight (:class:`StreamRefusedError` beyond --max-streams)."""
+        return self.streams.get_or_add(name)
+
+    def expire(self, now: float | None = None) -> list[str]:
+        """Forget the streams idle for longer than ``idle_s`` (and their references); returns their names."""
+        gone = self.streams.expire(time.monotonic() if now is None else now)
+        for name in gone:
+            self.references.forget(name)
+        return gone
+
+    def all_streams(self) -> list[StreamState]:
+        return [*self.streams.expired, *self.streams.values()]
 
     def _bad(self, state: StreamState) -> None:
         state.bad += 1
         self.bad += 1
 
     def decode(self, message: Message, stages: Callable[[str], Any]) -> Decoded:
-        """Decode one message. A bad packet raises (:class:`EdgecodecError` or ValueError) and is counted as bad; a
-        P-frame whose reference is not held raises :class:`MissingReferenceError` and is counted as held."""
+        """Decode one message to pixels: :meth:`prepare`, then :meth:`render`."""
+        return self.render(self.prepare(message, stages), stages)
+
+    def prepare(self, message: Message, stages: Callable[[str], Any]) -> Pending:
+        """Parse, check and entropy-decode one message; its ids become the stream's reference. A bad packet raises
+        (:class:`EdgecodecError` or ValueError) and is counted as bad; a P-frame whose reference is not held raises
+        :class:`MissingReferenceError` and is counted as held; a packet of a rival or superseded session, or of a
+        stream beyond --max-streams, raises :class:`StreamRefusedError`."""
         self.arrived += 1
         state = self.stream(message.stream)
         try:
@@ -139,40 +143,69 @@ class FrameReceiver:
         except (EdgecodecError, ValueError):
             self._bad(state)
             raise
-        gap, new = state.track(packet.seq, packet.session_id if packet.version >= 2 else None)
+        session = packet.session_id if packet.version >= 2 else None
+        state.admit(session, time.monotonic())
+        gap, new = state.track(packet.seq, session)
         try:
             packet, reference = self.references.resolve(state.name, packet)
         except MissingReferenceError:
             state.held += 1
             raise
         try:
-            self.codec.check(packet)
+            self.codec.check(packet)  # a P-frame's budget, now that its sizes are known: before any decoding
             with stages("entropy"):
                 ids = self.codec.packet_ids(packet, reference)
-            with stages("decode"):
-                rgb = self.codec.decode(ids, packet.layer, (packet.frame_h, packet.frame_w))
         except (EdgecodecError, ValueError):
             self._bad(state)
             self.references.forget(state.name)
             raise
         self.references.update(state.name, packet, ids)
-        state.received += 1
         state.inter += packet.is_inter
         state.keyframes += not packet.is_inter
+        return Pending(state, packet, ids, len(message.packet) * 8, gap, new)
+
+    def render(self, pending: Pending, stages: Callable[[str], Any]) -> Decoded:
+        """The neural decode of an entropy-decoded frame."""
+        state, packet = pending.stream, pending.packet
+        try:
+            with stages("decode"):
+                rgb = self.codec.decode(pending.ids, packet.layer, (packet.frame_h, packet.frame_w))
+        except (EdgecodecError, ValueError):
+            self._bad(state)
+            self.references.forget(state.name)
+            raise
+        state.received += 1
         state.layers[packet.layer] = state.layers.get(packet.layer, 0) + 1
-        return Decoded(state, packet, ids, rgb, len(message.packet) * 8, gap, new)
+        return Decoded(state, packet, pending.ids, rgb, pending.bits, pending.gap, pending.new_session)
+
+    def skip(self, pending: Pending, rendered: bool = False) -> None:
+        """A frame not shown (late, or behind a newer one): its ids stay the reference; counted as skipped.
+        ``rendered``: it was decoded to pixels (and counted as received) but is too late to show."""
+        state = pending.stream
+        state.skipped += 1
+        if rendered:
+            state.received -= 1
+            state.layers[pending.packet.layer] -= 1
 
     @property
     def received(self) -> int:
-        return sum(s.received for s in self.streams.values())
+        return sum(s.received for s in self.all_streams())
 
     @property
     def held(self) -> int:
-        return sum(s.held for s in self.streams.values())
+        return sum(s.held for s in self.all_streams())
 
     @property
     def gaps(self) -> int:
-        return sum(s.gaps for s in self.streams.values())
+        return sum(s.gaps for s in self.all_streams())
+
+    @property
+    def skipped(self) -> int:
+        return sum(s.skipped for s in self.all_streams())
+
+    @property
+    def refused(self) -> int:
+        return self.streams.refused + sum(s.rivals + s.superseded for s in self.all_streams())
 
 
 class FrameOutput(Protocol):
@@ -190,6 +223,7 @@ class Outputs:
     def __init__(self, *, display: bool, record: str | None, fps: float, overlay: bool) -> None:
         self.display, self.record, self.fps, self.overlay = display, record, fps, overlay
         self._sinks: dict[str, list[Sink]] = {}
+        self._paths: list[str] = []  # every file recorded, closed ones included
         if record is not None:
             VideoRecorder(record, fps)  # checks the path (folder, suffix, writable) now rather than at the first frame
 
@@ -197,8 +231,13 @@ class Outputs:
         sinks: list[Sink] = [DisplaySink(f"edgecodec {stream}")] if self.display else []
         if self.record is not None:
             path = Path(self.record)
-            if self._sinks:
+            if self._paths:
                 path = path.with_name(f"{path.stem}.{stream}{path.suffix or '.mp4'}")
+            n = 1
+            while str(path) in self._paths:  # a stream back after it went idle: a new file, never overwrite
+                n += 1
+                path = Path(self.record).with_name(f"{Path(self.record).stem}.{stream}.{n}{path.suffix or '.mp4'}")
+            self._paths.append(str(path))
             sinks.append(VideoRecorder(path, self.fps))
         return sinks or [NullSink()]
 
@@ -217,12 +256,19 @@ class Outputs:
         return ", ".join(parts) or "headless"
 
     def paths(self) -> list[str]:
-        return [str(s.path) for sinks in self._sinks.values() for s in sinks if isinstance(s, VideoRecorder)]
+        return list(self._paths)
+
+    def close_stream(self, stream: str) -> None:
+        """Close and finalise the sinks of one stream (it went idle)."""
+        for sink in self._sinks.pop(stream, []):
+            sink.close()
 
     def close(self) -> None:
-        for sinks in self._sinks.values():
-            for sink in sinks:
-                sink.close()
+        for stream in list(self._sinks):
+            self.close_stream(stream)
+
+
+DRAIN_MAX = 256  # messages read in one go before the newest of each stream is shown
 
 
 def receive_frames(
@@ -237,8 +283,14 @@ def receive_frames(
     timeout_s: float | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     on_frame: Callable[[Decoded], None] | None = None,
+    max_latency_s: float | None = None,
 ) -> str:
-    """Receive until ``frames`` frames, ``timeout_s`` s without a packet, a closed window or a stop; returns why."""
+    """Receive until ``frames`` frames, ``timeout_s`` s without a packet, a closed window or a stop; returns why.
+
+    Live view (``max_latency_s`` > 0): every round drains what is queued and entropy-decodes all of it in order (so
+    P-frame references stay right), then decodes to pixels and shows only the newest frame of each stream, and only if
+    it is not older than ``max_latency_s``; the others are counted as skipped. Without it (the demo, or
+    ``--max-latency 0``) every frame is shown."""
     last_packet = time.monotonic()
     reported: set[tuple[str, str]] = set()
     try:
@@ -252,41 +304,106 @@ def receive_frames(
                     return f"no packet for {timeout_s:g} s"
                 wait_ms = max(1, min(wait_ms, int(left * 1000) + 1))
             message = transport.recv_message(wait_ms)
+            _housekeeping(transport, receiver, outputs, log)
             if status is not None and meter.due():
                 status(status_line(receiver, transport, meter))
             if message is None:
                 continue
             last_packet = time.monotonic()
-            stages = receiver.timer.frame()
-            try:
-                decoded = receiver.decode(message, stages)
-            except MissingReferenceError as exc:
-                if (message.stream, "held") not in reported:  # once per stream until it shows a frame again
-                    reported.add((message.stream, "held"))
-                    print(f"edgecodec receive: stream {message.stream!r}: holding the last frame: {exc}",
-                          file=sys.stderr)  # fmt: skip
-                seq = receiver.stream(message.stream).last_seq
-                log.write({"kind": "held", "stream": message.stream, "seq": seq, "reason": str(exc)})
-                continue
-            except (EdgecodecError, ValueError) as exc:
-                key = (message.stream, type(exc).__name__)
-                if key not in reported:  # once per stream and kind of error, then only counted
-                    reported.add(key)
-                    print(f"edgecodec receive: stream {message.stream!r}: bad packet: {exc}", file=sys.stderr)
-                continue
-            reported.discard((message.stream, "held"))
-            with stages("output"):
-                keep_going = outputs.write(decoded)
-            latency_ms = (wall_clock_us() - decoded.packet.timestamp_us) / 1000
-            if on_frame is not None:
-                on_frame(decoded)
-            log.write(frame_record(decoded, latency_ms, stages.done()))
-            meter.add(decoded.packet.layer, decoded.bits, latency_ms)
-            if not keep_going:
-                return "window closed"
+            batch = [message]
+            room = DRAIN_MAX if frames is None else min(DRAIN_MAX, frames - receiver.arrived)
+            while len(batch) < room:
+                more = transport.recv_message(0)
+                if more is None:
+                    break
+                batch.append(more)
+            newest: dict[str | int, tuple[Pending, Any]] = {}  # live: the newest per stream; else every frame
+            for index, message in enumerate(batch):
+                stages = receiver.timer.frame()
+                pending = _prepare(receiver, message, stages, log, reported)
+                if pending is None:
+                    continue
+                reported.discard((message.stream, "held"))
+                older = newest.get(message.stream) if max_latency_s else None
+                if older is not None:
+                    receiver.skip(older[0])
+                    log.write(skip_record(older[0], "newer frame queued"))
+                newest[message.stream if max_latency_s else index] = (pending, stages)
+            for pending, stages in newest.values():
+                latency_ms = (wall_clock_us() - pending.packet.timestamp_us) / 1000
+                if max_latency_s and latency_ms > max_latency_s * 1000:
+                    receiver.skip(pending)
+                    log.write(skip_record(pending, f"{latency_ms:.0f} ms late"))
+                    continue
+                wall0, cpu0 = time.monotonic(), time.process_time()
+                try:
+                    decoded = receiver.render(pending, stages)
+                except (EdgecodecError, ValueError) as exc:
+                    print(f"edgecodec receive: stream {pending.stream.name!r}: bad packet: {exc}", file=sys.stderr)
+                    continue
+                off_cpu = (time.monotonic() - wall0) - (time.process_time() - cpu0)
+                if max_latency_s and off_cpu > max_latency_s:  # stopped or starved while decoding: stale now
+                    receiver.skip(pending, rendered=True)
+                    log.write(skip_record(pending, f"stalled {off_cpu:.1f} s while decoding"))
+                    continue
+                with stages("output"):
+                    keep_going = outputs.write(decoded)
+                latency_ms = (wall_clock_us() - decoded.packet.timestamp_us) / 1000
+                if on_frame is not None:
+                    on_frame(decoded)
+                log.write(frame_record(decoded, latency_ms, stages.done()))
+                meter.add(decoded.packet.layer, decoded.bits, latency_ms)
+                if not keep_going:
+                    return "window closed"
         return "stopped"
     except KeyboardInterrupt:
         return "interrupted"
+
+
+def _prepare(
+    receiver: FrameReceiver, message: Message, stages: Any, log: StatsLog, reported: set[tuple[str, str]]
+) -> Pending | None:
+    """Entropy-decode one message; None (reported once per stream and kind, then only counted) if it cannot be."""
+    try:
+        return receiver.prepare(message, stages)
+    except MissingReferenceError as exc:
+        if (message.stream, "held") not in reported:  # once per stream until it shows a frame again
+            reported.add((message.stream, "held"))
+            print(f"edgecodec receive: stream {message.stream!r}: holding the last frame: {exc}", file=sys.stderr)
+        state = receiver.streams.get(message.stream)
+        log.write({"kind": "held", "stream": message.stream, "seq": state and state.last_seq, "reason": str(exc)})
+    except StreamRefusedError as exc:
+        key = (message.stream, str(exc)[:60])
+        if key not in reported and len(reported) < 4096:
+            reported.add(key)
+            print(f"edgecodec receive: {exc}", file=sys.stderr)
+    except (EdgecodecError, ValueError) as exc:
+        key = (message.stream, type(exc).__name__)
+        if key not in reported and len(reported) < 4096:  # once per stream and kind of error, then only counted
+            reported.add(key)
+            print(f"edgecodec receive: stream {message.stream!r}: bad packet: {exc}", file=sys.stderr)
+    return None
+
+
+def _housekeeping(transport: Receiver, receiver: FrameReceiver, outputs: FrameOutput, log: StatsLog) -> None:
+    """Between messages: handshake failures and refused keys reported, the allow-list reloaded, idle streams
+    closed."""
+    for line in [*getattr(transport, "handshake_failures", list)(), *getattr(transport, "refused", [])]:
+        print(f"edgecodec receive: {line}", file=sys.stderr, flush=True)
+    if hasattr(transport, "refused"):
+        transport.refused.clear()
+    for key in getattr(transport, "poll_allow_list", set)():
+        print(f"edgecodec receive: key {key} revoked: its connection is dropped", file=sys.stderr, flush=True)
+    for name in receiver.expire():
+        close = getattr(outputs, "close_stream", None)
+        if close is not None:
+            close(name)
+        log.write({"kind": "stream_closed", "stream": name, "reason": "idle"})
+
+
+def skip_record(p: Pending, reason: str) -> dict[str, Any]:
+    return {"kind": "skipped", "stream": p.stream.name, "seq": p.packet.seq, "type": "P" if p.packet.is_inter else "I",
+            "timestamp_us": p.packet.timestamp_us, "reason": reason}  # fmt: skip
 
 
 def frame_record(d: Decoded, latency_ms: float, ms: dict[str, float]) -> dict[str, Any]:
@@ -302,9 +419,10 @@ def frame_record(d: Decoded, latency_ms: float, ms: dict[str, float]) -> dict[st
 
 
 def status_line(receiver: FrameReceiver, transport: Receiver, meter: StreamMeter) -> str:
-    sessions = sum(s.sessions for s in receiver.streams.values())
+    sessions = sum(s.sessions for s in receiver.all_streams())
     return (
         f"receive: {meter.interval().describe()}  gaps {receiver.gaps}  held {receiver.held}"
+        f"  skipped {receiver.skipped}  refused {receiver.refused + transport.stats.unauthorised}"
         f"  bad {receiver.bad + transport.stats.malformed}"
         f"  streams {len(receiver.streams)} (sessions {sessions})"
     )
@@ -314,14 +432,15 @@ def summary(receiver: FrameReceiver, transport: Receiver, meter: StreamMeter, re
     codec = receiver.codec
     streams = {
         s.name: {"received": s.received, "held": s.held, "gaps": s.gaps, "sessions": s.sessions, "bad": s.bad,
-                 "keyframes": s.keyframes, "inter": s.inter,
-                 "layers": {str(k): v for k, v in sorted(s.layers.items())}}
-        for s in receiver.streams.values()
+                 "keyframes": s.keyframes, "inter": s.inter, "skipped": s.skipped, "rivals": s.rivals,
+                 "superseded": s.superseded, "layers": {str(k): v for k, v in sorted(s.layers.items())}}
+        for s in receiver.all_streams()
     }  # fmt: skip
     return {
         "kind": "summary", **meter.total().as_dict(), "received": receiver.received, "held": receiver.held,
         "gaps": receiver.gaps,
         "bad": receiver.bad, "malformed": transport.stats.malformed, "streams": streams, "ended": reason,
+        "skipped": receiver.skipped, "refused": receiver.refused, "unauthorised": transport.stats.unauthorised,
         "model": codec.model.name, "backend": codec.backend.name,
         "stages": {name: round(s.mean_ms, 3) for name, s in receiver.timer.summary().items()},
     }  # fmt: skip
@@ -332,14 +451,16 @@ def format_summary(s: dict[str, Any], timer: StageTimer, paths: list[str]) -> st
     layers = " ".join(f"L{k}:{v}" for k, v in s["layers"].items()) or "-"
     lines = [
         f"edgecodec receive: {s['received']} frames in {s['seconds']:.1f} s ({s['fps']:.1f} fps), {s['kbps']:.1f} kbps,"
-        f" layers {layers}; latency p50/p99 {lat}; gaps {s['gaps']}, held {s['held']},"
+        f" layers {layers}; latency p50/p99 {lat}; gaps {s['gaps']}, held {s['held']}, skipped {s['skipped']},"
+        f" refused {s['refused'] + s['unauthorised']},"
         f" bad packets {s['bad'] + s['malformed']}"
         f" ({s['ended']})"
     ]
     for name, st in s["streams"].items():
         lines.append(
             f"  stream {name}: {st['received']} frames shown ({st['keyframes']} I, {st['inter']} P), "
-            f"{st['held']} held ({st['gaps']} missing), {st['sessions']} session(s), {st['bad']} bad"
+            f"{st['held']} held ({st['gaps']} missing), {st['skipped']} skipped, {st['sessions']} session(s), "
+            f"{st['bad']} bad, {st['rivals']} from a rival sender"
         )
     lines += [f"  recorded {p}" for p in paths]
     if timer.summary():
@@ -374,6 +495,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=positive(float), metavar="S", help="stop after S seconds without a packet")
     parser.add_argument("--stats", metavar="FILE", help="write one JSON record per frame (and a summary) here")
     parser.add_argument("--quiet", action="store_true", help="no status line every second")
+    parser.add_argument(
+        "--max-pixels",
+        type=positive(int),
+        default=RECEIVER_MAX_PIXELS,
+        metavar="N",
+        help=f"decode budget: refuse frames over N pixels (default {RECEIVER_MAX_PIXELS})",
+    )
+    parser.add_argument(
+        "--max-latency",
+        type=non_negative(float),
+        default=0.5,
+        metavar="S",
+        help="skip frames older than S seconds (needs synchronised clocks; 0: show all; default 0.5)",
+    )
+    parser.add_argument(
+        "--max-streams",
+        type=positive(int),
+        default=16,
+        metavar="N",
+        help="refuse streams beyond N at once (default 16)",
+    )
+    parser.add_argument(
+        "--idle-close",
+        type=positive(float),
+        default=10.0,
+        metavar="S",
+        help="close (and finalise the recording of) a stream silent for S seconds (default 10)",
+    )
     return parser
 
 
@@ -391,10 +540,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ExitStack() as stack:
         outputs = Outputs(display=display, record=ns.record, fps=ns.record_fps, overlay=ns.overlay)
         stack.callback(outputs.close)
-        codec = Codec(ns.model, backend=ns.backend, device=ns.device)
-        receiver = FrameReceiver(codec)
+        try:
+            budget = DecodeBudget(ns.max_pixels)
+        except ValueError as exc:
+            raise ConfigError(f"--max-pixels: {exc}") from None
+        codec = Codec(ns.model, backend=ns.backend, device=ns.device, budget=budget)
+        receiver = FrameReceiver(codec, max_streams=ns.max_streams, idle_s=ns.idle_close)
         receiver.warm_up()
-        transport = stack.enter_context(Receiver(endpoint, bind=bind, streams=ns.stream, curve=curve))
+        transport = stack.enter_context(Receiver(endpoint, bind=bind, streams=ns.stream, curve=curve,
+                                                 max_message_bytes=message_bound(ns.max_pixels)))  # fmt: skip
         log = stack.enter_context(StatsLog(ns.stats))
         streams = ", ".join(ns.stream) if ns.stream else "all streams"
         where = f"{'listening on' if bind else 'connected to'} {transport.endpoint} ({streams})"
@@ -404,7 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = None if ns.quiet else (lambda line: print(line, file=err, flush=True))
         with sigterm_as_interrupt():
             reason = receive_frames(transport, receiver, outputs, log=log, meter=meter, status=status,
-                                    frames=ns.frames, timeout_s=ns.timeout)  # fmt: skip
+                                    frames=ns.frames, timeout_s=ns.timeout,
+                                    max_latency_s=ns.max_latency)  # fmt: skip
         result = summary(receiver, transport, meter, reason)
         log.write(result)
         outputs.close()

@@ -239,9 +239,16 @@ def stream_frames(
             meter.add(record["layer"], record["bits"] if record["sent"] else 0, record["latency_ms"])
             if status is not None and meter.due():
                 status(status_line(sender, meter))
+            report_handshakes(sender.transport)
         return False
     except KeyboardInterrupt:
         return False
+
+
+def report_handshakes(transport: object) -> None:
+    """Print the transport's failed handshakes (a wrong key on either side), one line each."""
+    for line in getattr(transport, "handshake_failures", list)():
+        print(f"edgecodec send: {line}", file=sys.stderr, flush=True)
 
 
 def status_line(sender: FrameSender, meter: StreamMeter) -> str:
@@ -352,6 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{source.name}; model {codec.model.name}, backend {codec.backend.name}; "
               f"rate {config.name} ({budget})", file=err, flush=True)  # fmt: skip
         if ns.wait_receiver > 0 and not transport.wait_for_receiver(ns.wait_receiver):
+            report_handshakes(transport)
             print(f"edgecodec send: no receiver after {ns.wait_receiver:g} s; sending anyway", file=err, flush=True)
         meter = StreamMeter()
         status = None if ns.quiet else (lambda line: print(line, file=err, flush=True))

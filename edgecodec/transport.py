@@ -13,8 +13,9 @@ Pattern: **XPUB (sender) -> SUB (receiver)**, one two-part message ``[stream id,
   small for latency) gives EAGAIN instead of a silent loss, and is counted too (``dropped_queue_full``). With several
   receivers, one stalled receiver makes frames drop for all until its heartbeat times out.
 * Sockets use LINGER=0 (closing never waits), ZMTP heartbeats (a dead peer is noticed in seconds), IMMEDIATE on
-  connect (no queueing for a peer that is not there), and on the receiver MAXMSGSIZE (a peer cannot make it
-  allocate more than that per message); malformed messages are counted and skipped.
+  connect (no queueing for a peer that is not there), IPV6 (IPv4 and IPv6 endpoints both), and on the receiver
+  MAXMSGSIZE (a peer cannot make it allocate more than that per message; ``edgecodec receive`` sets it from its decode
+  budget); malformed messages are counted and skipped. A socket monitor reports failed handshakes in one line.
 
 Stream ids: the topic is a name (``cam0``); a packet header carries a 32-bit number instead. The number of a stream is
 the CRC-32 of its name (:func:`stream_number`), so a receiver can check that a packet arrived under the topic its
@@ -31,6 +32,8 @@ client public keys found in ``DIR/authorized/``. ``edgecodec keygen --out DIR`` 
 
 ``edgecodec keygen --out DIR --add-client NAME`` adds ``NAME.key[_secret]`` and authorises it. A sender whose key is
 not authorised never completes the handshake: it delivers nothing and counts its frames as ``dropped_no_receiver``.
+``authorized/NAME.streams`` may name the streams a key may publish; every message's User-Id is checked against it,
+and the folder is re-read when it changes (:mod:`edgecodec.authz`).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from edgecodec.authz import AllowList, HandshakeMonitor
 from edgecodec.errors import ConfigError, TransportError
 
 DEFAULT_STREAM = "main"
@@ -57,6 +61,7 @@ SENDER_HWM = 8
 RECEIVER_HWM = 16
 MAX_MESSAGE_BYTES = (64 << 20) + (64 << 10)  # the largest legal packet (64 MiB payload) plus headroom for its header
 RECONNECT_MAX_MS = 500  # a restarted peer is found again within half a second
+_V4_MAPPED = re.compile(r"^tcp://\[::ffff:(\d+\.\d+\.\d+\.\d+)\]:")
 _STREAM_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _MAX_SUBSCRIPTIONS = 1024
 
@@ -86,6 +91,7 @@ def stream_number(stream: str) -> int:
 
 
 def _configure(sock: zmq.Socket, hwm: int) -> None:
+    sock.setsockopt(zmq.IPV6, 1)  # IPv4 and IPv6 both: tcp://[::1]:PORT binds and connects
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.RCVHWM, hwm)
@@ -105,7 +111,10 @@ def _attach(sock: zmq.Socket, endpoint: str, bind: bool) -> str:
     except zmq.ZMQError as exc:
         raise TransportError(f"cannot {'bind' if bind else 'connect'} {endpoint}: {exc.strerror}") from None
     last = sock.getsockopt(zmq.LAST_ENDPOINT)
-    return last.decode() if bind and last else endpoint
+    if not (bind and last):
+        return endpoint
+    # with IPV6 on, an IPv4 bind reports the v4-mapped address: give back the plain one, which peers can connect to
+    return _V4_MAPPED.sub(r"tcp://\1:", last.decode())
 
 
 # -- CURVE keys ----------------------------------------------------------------------------------------------------
@@ -242,11 +251,13 @@ class Sender:
             self._socket.setsockopt(zmq.XPUB_NODROP, 1)
             self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every receiver's subscription, not only the first
             self._socket.setsockopt(zmq.IMMEDIATE, 1)
+            self.monitor: HandshakeMonitor | None = None
             if curve is not None:
                 keys = curve if isinstance(curve, CurveClientKeys) else load_client_keys(curve)
                 self._socket.curve_secretkey = keys.secret
                 self._socket.curve_publickey = keys.public
                 self._socket.curve_serverkey = keys.server_public
+            self.monitor = HandshakeMonitor(self._socket, "sender")
             self.endpoint = _attach(self._socket, endpoint, bind)
         except BaseException:
             self.close()
@@ -300,9 +311,16 @@ class Sender:
 
     def close(self, linger_ms: int = 0) -> None:
         """Close; packets still queued get up to ``linger_ms`` to leave (0: discarded at once)."""
+        if getattr(self, "monitor", None) is not None:
+            self.monitor.close()
+            self.monitor = None
         if not self._context.closed:
             self._socket.close(linger=max(0, int(linger_ms)))
             self._context.term()
+
+    def handshake_failures(self) -> list[str]:
+        """New failed handshakes since the last call, one line each."""
+        return self.monitor.lines() if self.monitor is not None else []
 
     def __enter__(self) -> Sender:
         return self
@@ -316,12 +334,16 @@ class Sender:
 class Message:
     stream: str
     packet: bytes
+    user_id: str | None = None
+    """The ZAP-authenticated peer (with CURVE: its z85 public key); None without authentication."""
 
 
 @dataclass
 class ReceiverStats:
     received: int = 0
     malformed: int = 0
+    unauthorised: int = 0  # messages from a key not allowed to publish their stream
+    resets: int = 0  # connections dropped because a key was revoked
 
 
 class Receiver:
@@ -340,6 +362,11 @@ class Receiver:
         self._streams = {check_stream(s) for s in streams} if streams else None
         self.stats = ReceiverStats()
         self._auth: ThreadAuthenticator | None = None
+        self.allow: AllowList | None = None
+        self.monitor: HandshakeMonitor | None = None
+        self.refused: list[str] = []  # one line per (key, stream) refused, for the caller to print
+        self._refused_seen: set[tuple[str | None, str]] = set()
+        self._bind, self._next_reload = bind, 0.0
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.SUB)
         try:
@@ -347,22 +374,76 @@ class Receiver:
             self._socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
             if curve is not None:
                 keys = curve if isinstance(curve, CurveServerKeys) else load_server_keys(curve)
+                self.allow = AllowList(keys.authorized)
                 self._auth = ThreadAuthenticator(self._context)
                 self._auth.start()
-                self._auth.configure_curve(domain="*", location=str(keys.authorized))
+                self._auth.configure_curve_callback(domain="*", credentials_provider=self.allow)
                 self._socket.curve_secretkey = keys.secret
                 self._socket.curve_publickey = keys.public
                 self._socket.curve_server = True
+            self.monitor = HandshakeMonitor(self._socket, "receiver")
             for topic in self._streams or {b""}:
                 self._socket.setsockopt(zmq.SUBSCRIBE, topic)
             self.endpoint = _attach(self._socket, endpoint, bind)
+            last = self._socket.getsockopt(zmq.LAST_ENDPOINT)
+            self._attached = last.decode() if bind and last else self.endpoint  # exactly as ZeroMQ names it
         except BaseException:
             self.close()
             raise
 
+    def handshake_failures(self) -> list[str]:
+        """New failed handshakes since the last call, one line each."""
+        return self.monitor.lines() if self.monitor is not None else []
+
+    def poll_allow_list(self) -> set[str]:
+        """Re-read the allow-list if it changed (at most once a second). When a key was revoked, every connection is
+        dropped (the socket re-binds or re-connects): the others come back within a second, the revoked key fails
+        its handshake. Returns the revoked keys."""
+        now = time.monotonic()
+        if self.allow is None or now < self._next_reload:
+            return set()
+        self._next_reload = now + 0.5
+        revoked = self.allow.reload_if_changed()
+        if revoked:
+            self._reset_connections()
+        return revoked
+
+    def _reset_connections(self) -> None:
+        try:
+            if self._bind:
+                self._socket.unbind(self._attached)
+            else:
+                self._socket.disconnect(self._attached)
+        except zmq.ZMQError:
+            pass
+        deadline = time.monotonic() + 2.0
+        while True:  # the old listener may take a moment to let the port go
+            try:
+                (self._socket.bind if self._bind else self._socket.connect)(self._attached)
+                break
+            except zmq.ZMQError as exc:
+                if time.monotonic() > deadline:
+                    raise TransportError(f"cannot re-bind {self.endpoint}: {exc.strerror}") from None
+                time.sleep(0.05)
+        self.stats.resets += 1
+
+    def _authorised(self, stream: str, user_id: str | None) -> bool:
+        if self.allow is None or self.allow.may_publish(user_id, stream):
+            return True
+        self.stats.unauthorised += 1
+        if (user_id, stream) not in self._refused_seen and len(self._refused_seen) < 1024:
+            self._refused_seen.add((user_id, stream))
+            self.refused.append(f"key {user_id} may not publish stream {stream!r}: its messages are dropped")
+        return False
+
     def _read_one(self) -> Message | None:
         """Read one whole message that is already there; None if it is malformed or filtered out."""
-        parts = [self._socket.recv(zmq.NOBLOCK)]
+        first = self._socket.recv(zmq.NOBLOCK, copy=False)
+        parts = [first.bytes]
+        try:
+            user_id: str | None = first.get("User-Id")
+        except (zmq.ZMQError, UnicodeDecodeError):
+            user_id = None
         while self._socket.getsockopt(zmq.RCVMORE):
             part = self._socket.recv(zmq.NOBLOCK)
             if len(parts) < 2:
@@ -374,8 +455,11 @@ class Receiver:
             return None
         if self._streams is not None and parts[0] not in self._streams:
             return None  # a prefix match of another stream (cam10 for cam1)
+        stream = parts[0].decode("ascii")
+        if not self._authorised(stream, user_id):
+            return None
         self.stats.received += 1
-        return Message(parts[0].decode("ascii"), parts[1])
+        return Message(stream, parts[1], user_id)
 
     def recv_message(self, timeout_ms: int) -> Message | None:
         """The next message, or None after ``timeout_ms`` (0 = do not wait)."""
@@ -395,6 +479,9 @@ class Receiver:
         return None if message is None else message.packet
 
     def close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = None
         if self._auth is not None:
             self._auth.stop()
             self._auth = None

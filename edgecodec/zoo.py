@@ -53,6 +53,7 @@ class Model:
     card: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     prior_tables: list[dict[str, np.ndarray]] = field(default_factory=list)  # per layer, extra integer tables
+    card_error: str | None = None  # why the card beside the weights could not be read (the model still loads)
 
     @property
     def num_layers(self) -> int:
@@ -149,13 +150,22 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.dev
         raise ModelError(f"{path}: not an edgecodec model (missing edgecodec metadata)")
     try:
         config = ModelConfig.from_dict(json.loads(meta["config"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{path}: bad architecture metadata ({exc})") from None
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise ModelError(f"{path}: bad architecture metadata ({str(exc)[:200]})") from None
     fp = fingerprint(config, tensors)
     if fp.hex() != meta.get("fingerprint"):
         raise ModelError(f"{path}: fingerprint mismatch (file says {meta.get('fingerprint')}, content is {fp.hex()})")
-    net = HQAStack(config)
+    try:
+        net = HQAStack(config)
+    except (ValueError, RuntimeError, MemoryError) as exc:
+        raise ModelError(f"{path}: cannot build the architecture ({str(exc)[:200]})") from None
     priors = [tensors.pop(f"prior.{i + 1}") for i in range(net.num_layers) if f"prior.{i + 1}" in tensors]
+    for i, (prior, layer) in enumerate(zip(priors, config.layers, strict=False), start=1):
+        if prior.shape != (layer.codebook_size,) or not np.issubdtype(prior.dtype, np.integer) or (prior < 0).any():
+            raise ModelError(f"{path}: prior.{i} must hold {layer.codebook_size} non-negative integer counts "
+                             f"(one per code of layer {i}), got {prior.dtype} {tuple(prior.shape)}")  # fmt: skip
     prior_tables: list[dict[str, np.ndarray]] = [{} for _ in range(net.num_layers)]
     for key in [k for k in tensors if k.startswith("prior_")]:
         name, _, layer = key.removeprefix("prior_").rpartition(".")
@@ -169,11 +179,29 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.dev
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ModelError(f"{path}: weights do not match the architecture ({str(exc).splitlines()[0]})") from None
-    card_path = path.with_suffix(".json")
-    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    card, card_error = read_card(path.with_suffix(".json"))
     net.eval().to(device)
     return Model(net=net, fingerprint=fp, priors=priors, name=path.stem, card=card, path=path,
-                 prior_tables=prior_tables if any(prior_tables) else [])
+                 prior_tables=prior_tables if any(prior_tables) else [], card_error=card_error)  # fmt: skip
+
+
+MAX_CARD_BYTES = 1 << 20
+
+
+def read_card(card_path: Path) -> tuple[dict[str, Any], str | None]:
+    """The model card beside a weights file, and why it could not be read (None if fine). The weights alone are
+    enough to decode, so a broken card never stops a model from loading: it is reported instead."""
+    if not card_path.is_file():
+        return {}, None
+    try:
+        if card_path.stat().st_size > MAX_CARD_BYTES:
+            return {}, f"card {card_path.name} is over {MAX_CARD_BYTES} bytes"
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
+        return {}, f"card {card_path.name} is not readable JSON ({str(exc)[:80]})"
+    if not isinstance(card, dict):
+        return {}, f"card {card_path.name} is not a JSON object"
+    return card, None
 
 
 def list_models() -> list[Path]:
@@ -182,6 +210,15 @@ def list_models() -> list[Path]:
         for p in sorted(d.glob("*.safetensors")) if d.is_dir() else []:
             seen.setdefault(p.stem, p)
     return list(seen.values())
+
+
+def check_priors(model: Model) -> None:
+    """Build the model's entropy priors (intra and inter) as a codec would: :class:`ModelError` if its tables do not
+    fit its codebooks."""
+    from edgecodec.codec import Codec  # the codec imports this module
+
+    if model.priors:
+        Codec(model, backend="torch")
 
 
 def main_models(argv: Sequence[str] | None = None) -> int:
@@ -193,8 +230,12 @@ def main_models(argv: Sequence[str] | None = None) -> int:
     for p in list_models():
         try:
             m = load_model(p)
+            check_priors(m)
         except ModelError as exc:
-            print(f"{p.stem:<16} unreadable: {exc}")
+            print(f"{p.stem:<16} broken: {exc}")
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad model never hides the others
+            print(f"{p.stem:<16} broken: {type(exc).__name__}: {str(exc)[:200]}")
             continue
         rows.append(m)
     if args.json:
@@ -209,5 +250,6 @@ def main_models(argv: Sequence[str] | None = None) -> int:
         mb = m.path.stat().st_size / 1e6 if m.path else 0.0
         default = " (default)" if m.name == DEFAULT_MODEL else ""
         print(f"{m.name:<16} {m.fingerprint_hex:<17} {m.num_layers:>6}  {mb:5.1f}  "
-              + " ".join(f"{b:.4g}" for b in bpp) + default)
+              + " ".join(f"{b:.4g}" for b in bpp) + default
+              + (f"  (card broken: {m.card_error})" if m.card_error else ""))  # fmt: skip
     return 0

@@ -463,7 +463,7 @@ def test_layer_range(encode):
         decode_packet(reseal(data, "layer", 0))
 
 
-SIZE_LIMITS = [("frame_h", 0), ("frame_h", MAX_FRAME_SIDE + 1), ("frame_w", 65535), ("grid_h", 481), ("grid_w", 0),
+SIZE_LIMITS = [("frame_h", 0), ("frame_h", MAX_FRAME_SIDE + 1), ("frame_w", 65535), ("grid_h", 513), ("grid_w", 0),
                ("payload_len", MAX_PAYLOAD_BYTES + 1), ("payload_len", U32)]  # fmt: skip
 
 
@@ -519,7 +519,7 @@ def test_known_flags():
     "changes",
     [{"fingerprint": b"short"}, {"fingerprint": "01234567"}, {"layer": 0}, {"layer": 256}, {"flags": 0},
      {"flags": 3}, {"flags": 4}, {"flags": 0x12}, {"flags": -1}, {"seq": -1}, {"seq": 2**32}, {"timestamp_us": -1},
-     {"timestamp_us": 2**64}, {"grid_h": 481}, {"frame_w": 0}, {"stream_id": -1}, {"stream_id": 2**32},
+     {"timestamp_us": 2**64}, {"grid_h": 513}, {"frame_w": 0}, {"stream_id": -1}, {"stream_id": 2**32},
      {"session_id": -1}, {"session_id": 2**32}],
 )  # fmt: skip
 def test_encode_rejects_bad_fields(changes):

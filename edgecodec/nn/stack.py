@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgecodec.errors import ModelError
+from edgecodec.nn.bounds import check_model_dict, check_size
 from edgecodec.nn.layers import HQALayer, LayerConfig
 
 
@@ -41,11 +43,17 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        return cls(
-            layers=tuple(LayerConfig(**c) for c in d["layers"]),
-            requantize=bool(d.get("requantize", False)),
-            name=str(d.get("name", "hqa")),
-        )
+        """A config from its dict (a model file's metadata): every field checked against
+        :mod:`edgecodec.nn.bounds`; :class:`~edgecodec.errors.ModelError` names the field that is wrong."""
+        layer_args, requantize, name = check_model_dict(d)
+        layers = []
+        for i, kwargs in enumerate(layer_args):
+            try:
+                layers.append(LayerConfig(**kwargs))
+            except ValueError as exc:
+                raise ModelError(f"model metadata layers[{i}]: {exc}") from None
+        check_size(layers)
+        return cls(layers=tuple(layers), requantize=requantize, name=name)
 
     def canonical_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
