@@ -28,8 +28,9 @@ can produce, so a corrupt payload raises :class:`~edgecodec.errors.BitstreamErro
 
 Stored tables per layer ``l`` (int64, covered by the model fingerprint): ``prior_inter_mode.l`` (16, 5),
 ``prior_inter_new.l`` (K,), ``prior_inter_near.l`` (K, M), ``prior_inter_rank.l`` (M + 1,), ``prior_inter_param.l`` =
-``[2, block, M]`` (version 1, ``[1, block]``, codes every NEW id in full and has no near or rank table). They are counted by
-:class:`InterCounter` (``tools/count_inter_priors.py``). Source: the inter-frame issue (#11), docs/bitstream.md.
+``[2, block, M]`` (version 1, ``[1, block]``, codes every NEW id in full and has no near or rank table). They are
+counted by :class:`InterCounter` (``tools/count_inter_priors.py``). Source: the inter-frame issue (#11),
+docs/bitstream.md.
 """
 
 from __future__ import annotations
