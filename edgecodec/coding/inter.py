@@ -243,6 +243,7 @@ class InterPrior:
         if (np.sort(near, 1)[:, 1:] == np.sort(near, 1)[:, :-1]).any():
             raise ValueError("inter near-code table repeats a code in a row")
         self.near = near.astype(np.int64)
+        self._near32 = near.astype(np.int32)  # for the rank look-ups of replenishment: half the memory traffic
         self.rank_table = Tables(smooth_counts(rank_counts))
         self.rank_bits = -np.log2(self.rank_table.probabilities[0])
         """``(M + 1,)`` float64: ideal bits of a NEW id at each rank of the near list (the last: outside it)."""
@@ -250,7 +251,7 @@ class InterPrior:
     def ranks(self, ref_ids: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
         """Rank of each NEW id in its reference id's near list (0 = nearest), M where it is not in the list."""
         m = self.near.shape[1]
-        hit = self.near[ref_ids] == np.asarray(new_ids)[:, None]
+        hit = self._near32[ref_ids] == np.asarray(new_ids, np.int32)[:, None]
         return np.where(hit.any(1), hit.argmax(1), m)
 
     def switch_bits(self, ref_ids: np.ndarray, new_ids: np.ndarray) -> np.ndarray:

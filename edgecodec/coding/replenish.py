@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -39,6 +40,14 @@ class LayerCodes:
     switch_bits: Callable[[np.ndarray, np.ndarray], np.ndarray]
     min_bits: float = 0.0
 
+    @cached_property
+    def squared_norms(self) -> np.ndarray:
+        return np.einsum("kd,kd->k", self.codes, self.codes)
+
+    @cached_property
+    def scale(self) -> float:
+        return float(np.mean(self.inv_std * self.inv_std))
+
 
 @dataclass(frozen=True)
 class Replenished:
@@ -54,11 +63,6 @@ class Replenished:
     kept: int
 
 
-def _distortion(z: np.ndarray, codes: np.ndarray, inv_std: np.ndarray) -> np.ndarray:
-    d = z - codes
-    return np.einsum("nd,nd->n", d, d) * float(np.mean(inv_std * inv_std))
-
-
 def replenish(best: np.ndarray, ref: np.ndarray, z: np.ndarray, layer: LayerCodes, lam: float) -> Replenished:
     """Conditional replenishment of one grid.
 
@@ -71,17 +75,19 @@ def replenish(best: np.ndarray, ref: np.ndarray, z: np.ndarray, layer: LayerCode
         raise ValueError(f"best {best.shape}, reference {ref.shape} and z {z.shape} do not fit together")
     if not lam >= 0:
         raise ValueError(f"lambda must be >= 0, got {lam}")
-    differ = best != ref
+    differ = np.flatnonzero(best != ref)
     out = ref.astype(np.int64, copy=True)
-    if not differ.any():
+    if not differ.size:
         return Replenished(out, 0.0, 0, 0)
-    zz = z[differ].astype(np.float32, copy=False)
-    b, r = best[differ], ref[differ]
-    gain = _distortion(zz, layer.codes[r], layer.inv_std) - _distortion(zz, layer.codes[b], layer.inv_std)
+    d = layer.codes.shape[1]
+    zz = z.reshape(-1, d)[differ]
+    b, r = best.reshape(-1)[differ], ref.reshape(-1)[differ]
+    # |z - c_r|^2 - |z - c_b|^2 = 2 z.(c_b - c_r) + |c_r|^2 - |c_b|^2, scaled like qerr
+    sq = layer.squared_norms
+    gain = (2.0 * np.einsum("nd,nd->n", zz, layer.codes[b] - layer.codes[r]) + sq[r] - sq[b]) * layer.scale
     switch = gain > lam * (layer.min_bits + SWITCH_FLAG_BITS)  # only these can pay for any switch
     maybe = np.flatnonzero(switch)
     switch[maybe] = gain[maybe] > lam * (layer.switch_bits(r[maybe], b[maybe]) + SWITCH_FLAG_BITS)
-    ys, xs = np.nonzero(differ)
-    out[ys[switch], xs[switch]] = b[switch]
+    out.reshape(-1)[differ[switch]] = b[switch]
     kept = ~switch
     return Replenished(out, float(gain[kept].sum()), int(switch.sum()), int(kept.sum()))
