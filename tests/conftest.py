@@ -82,3 +82,15 @@ def garbage_decodes():
         return raised
 
     return run
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """On a small shared CI machine two torch threads are often far slower than one; restore the setting after.
+    A module opts in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -5,14 +5,12 @@ images, odd frame sizes, colour, and paths."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from edgecodec import cli
 from edgecodec.capture import ImageFolderSource, VideoSource
@@ -32,12 +30,7 @@ from tests.media_inputs import PATCHES, damage, moving_frames, patches, presenta
 FPS = 30.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
