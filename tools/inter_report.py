@@ -66,11 +66,12 @@ def static_rows(name: str, r: dict[str, Any]) -> dict[str, list[str]]:
         if p.get("coding") != "inter" or p["kbps"] > 100:
             continue
         j = labels.index(p["label"])
-        x264, x265 = r["matched"]["x264"][j], r["matched"]["x265"][j]
+        x264 = r["matched"]["x264"][j]
+        x265 = f"{r['matched']['x265'][j]['psnr']:.2f}" if "x265" in r["matched"] else "-"
         gap = x264["psnr"] - p["psnr"]
         rows["low"].append([
             name, p["label"], f"{p['kbps']:.1f}", f"{p['psnr']:.2f}", f"{x264['kbps']:.1f}", f"{x264['psnr']:.2f}",
-            f"{x265['psnr']:.2f}", f"{gap:+.2f}", "yes" if gap <= 1.0 else "no",
+            x265, f"{gap:+.2f}", "yes" if gap <= 1.0 else "no",
         ])  # fmt: skip
     intra = {p["layer"]: p for p in _points(r, "intra")}
     for p in inter:
