@@ -8,7 +8,9 @@
   nothing is counted as lost. So a receiver may start before or after its senders and survives their restarts.
 * **P-frames** decode against the ids of the frame they name (:class:`~edgecodec.coding.gop.ReferenceStore`). After a
   loss, or when joining late, the receiver holds its last good picture until the next keyframe, and counts the
-  frames it could not show as *held* (lost ones included): frames shown + held = frames sent.
+  frames it could not show as *held* (lost ones included). A gap before a P-frame that names the frame held was never
+  sent (an unchanged frame: the picture is the same), and counts as *unsent*: frames shown + held + unsent = frames
+  made, and shown + held = frames sent.
 * **Latency** is glass to glass: the time the frame has been shown or written, minus the capture time in the packet
   (one clock when both ends run on one machine; across machines it needs synchronised clocks, e.g. PTP or NTP).
 * **Bad packets** (corrupt, foreign model, wrong stream number, over the decode budget ``--max-pixels``) are counted
@@ -151,6 +153,9 @@ class FrameReceiver:
         except MissingReferenceError:
             state.held += 1
             raise
+        if packet.is_inter and gap:  # it names the frame held: those between were never sent (unchanged), not lost
+            state.held -= gap
+            state.unsent += gap
         try:
             self.codec.check(packet)  # a P-frame's budget, now that its sizes are known: before any decoding
             with stages("entropy"):
@@ -431,7 +436,8 @@ def status_line(receiver: FrameReceiver, transport: Receiver, meter: StreamMeter
 def summary(receiver: FrameReceiver, transport: Receiver, meter: StreamMeter, reason: str) -> dict[str, Any]:
     codec = receiver.codec
     streams = {
-        s.name: {"received": s.received, "held": s.held, "gaps": s.gaps, "sessions": s.sessions, "bad": s.bad,
+        s.name: {"received": s.received, "held": s.held, "unsent": s.unsent, "gaps": s.gaps, "sessions": s.sessions,
+                 "bad": s.bad,
                  "keyframes": s.keyframes, "inter": s.inter, "skipped": s.skipped, "rivals": s.rivals,
                  "superseded": s.superseded, "layers": {str(k): v for k, v in sorted(s.layers.items())}}
         for s in receiver.all_streams()
@@ -459,7 +465,8 @@ def format_summary(s: dict[str, Any], timer: StageTimer, paths: list[str]) -> st
     for name, st in s["streams"].items():
         lines.append(
             f"  stream {name}: {st['received']} frames shown ({st['keyframes']} I, {st['inter']} P), "
-            f"{st['held']} held ({st['gaps']} missing), {st['skipped']} skipped, {st['sessions']} session(s), "
+            f"{st['held']} held ({st['gaps']} missing, {st['unsent']} of them not sent), {st['skipped']} skipped, "
+            f"{st['sessions']} session(s), "
             f"{st['bad']} bad, {st['rivals']} from a rival sender"
         )
     lines += [f"  recorded {p}" for p in paths]

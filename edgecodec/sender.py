@@ -71,6 +71,11 @@ class CodedPacket:
     seq: int
     timestamp_us: int
 
+    @property
+    def skipped(self) -> bool:
+        """An unchanged P-frame: not sent (``packet`` is empty); the next P-frame names the same reference."""
+        return not self.packet
+
 
 class FrameCoder:
     """The sender's coding decisions without a transport: per frame, the layer (:class:`RateController`), I- or
@@ -85,9 +90,11 @@ class FrameCoder:
         stream_id: int = 0,
         session_id: int | None = None,
         intra_only: bool = False,
+        skip_unchanged: bool = True,
     ) -> None:
         self.codec = codec
         self.controller = controller
+        self.skip_unchanged = skip_unchanged
         self.stream_id = stream_id
         self.session_id = new_session_id() if session_id is None else session_id
         self.inter = InterEncoder(codec, controller.config.inter_settings(intra_only))
@@ -106,6 +113,8 @@ class FrameCoder:
             if layer not in coded:
                 with stage("entropy"):
                     coded[layer] = self.inter.code(code, layer, now, seq=seq, timestamp_us=timestamp_us)
+            if coded[layer].unchanged and self.skip_unchanged:
+                return 0  # not sent at all
             header = bitstream.INTER_HEADER_SIZE if coded[layer].is_inter else bitstream.HEADER_SIZE
             return (header + len(coded[layer].payload)) * 8
 
@@ -113,6 +122,9 @@ class FrameCoder:
             layer = self.controller.choose(code.qerr, packet_bits, now)
         bits = packet_bits(layer)  # codes the chosen layer if the controller did not need its size
         chosen = coded[layer]
+        if chosen.unchanged and self.skip_unchanged:
+            self.controller.commit(layer, 0, now)
+            return CodedPacket(b"", chosen, 0, sorted(coded), seq, timestamp_us)
         with stage("packet"):
             packet = self.codec.packet_for(
                 chosen.ids.shape, layer, code.size, chosen.payload, seq=seq, timestamp_us=timestamp_us,
@@ -132,7 +144,10 @@ class FrameSender:
 
     A frame becomes the reference of the next P-frame once it is queued for sending or saved
     (:mod:`edgecodec.coding.gop`); ``intra_only`` sends keyframes only. When a receiver joins (a new subscription
-    to the stream), the next frame is a keyframe, so a late joiner does not wait for the keyframe interval.
+    to the stream), the next frame is a keyframe, so a late joiner does not wait for the keyframe interval. A P-frame
+    that changes no id is not sent at all (``skipped``): a still scene costs the keyframes alone, and the receiver,
+    which keeps showing the same picture, counts the frames it did not get but whose successor names its reference
+    as not sent rather than lost.
     """
 
     def __init__(
@@ -145,6 +160,7 @@ class FrameSender:
         save: ContainerWriter | None = None,
         intra_only: bool = False,
         session_id: int | None = None,
+        skip_unchanged: bool = True,
     ) -> None:
         self.codec = codec
         self.controller = controller
@@ -152,7 +168,7 @@ class FrameSender:
         self.stream = transport.stream
         self.stream_id = stream_number(transport.stream)
         self.coder = FrameCoder(codec, controller, stream_id=self.stream_id, session_id=session_id,
-                                intra_only=intra_only)  # fmt: skip
+                                intra_only=intra_only, skip_unchanged=skip_unchanged)  # fmt: skip
         self.session_id = self.coder.session_id
         self.timer = timer or StageTimer()
         self.save = save
@@ -175,20 +191,26 @@ class FrameSender:
             code = self.codec.encode(frame.rgb, latents=self.coder.latents(now))
         made = self.coder.code(code, now, seq=self.seq, timestamp_us=frame.timestamp_us, stages=stages)
         before = self.transport.stats.dropped_no_receiver
-        with stages("send"):
-            sent = self.transport.send(made.packet)
-        if self.save is not None:
-            self.save.write_encoded(made.packet)
-        if sent or self.save is not None:
-            self.coder.sent(made, now)
+        sent = False
+        if not made.skipped:
+            with stages("send"):
+                sent = self.transport.send(made.packet)
+            if self.save is not None:
+                self.save.write_encoded(made.packet)
+            if sent or self.save is not None:
+                self.coder.sent(made, now)
         ms = {"capture": round(capture_ms, 3), **stages.done()}
-        drop = None if sent else ("no_receiver" if self.transport.stats.dropped_no_receiver > before else "queue_full")
+        drop = (
+            None
+            if sent or made.skipped
+            else ("no_receiver" if self.transport.stats.dropped_no_receiver > before else "queue_full")
+        )
         bucket = None if self.controller.config.unlimited else round(self.controller.fill, 4)
         chosen = made.coded
         record = {
             "kind": "frame", "stream": self.stream, "session": f"{self.session_id:08x}", "seq": self.seq,
             "index": frame.index, "timestamp_us": frame.timestamp_us, "layer": chosen.layer,
-            "type": "P" if chosen.is_inter else "I", "ref_seq": chosen.ref_seq,
+            "type": "P" if chosen.is_inter else "I", "ref_seq": chosen.ref_seq, "skipped": made.skipped,
             "quality_layer": self.controller.last_quality_layer, "bits": made.bits,
             "intra_bytes": chosen.intra_bytes, "inter_bytes": chosen.inter_bytes,
             "switched": chosen.switched, "kept": chosen.kept, "ids_hash": frame_hash(chosen.ids.astype("<i8")),
@@ -313,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="before the first frame, wait up to S seconds for a receiver to subscribe",
     )
     parser.add_argument("--quiet", action="store_true", help="no status line every second")
+    parser.add_argument(
+        "--send-unchanged",
+        action="store_true",
+        help="send P-frames that change nothing too (by default they are not sent; the profiler "
+        "sends them to time every frame)",
+    )
     return parser  # fmt: skip
 
 
@@ -352,7 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         save = _open_save(ns.save, codec, media_fps)
         if save is not None:
             stack.enter_context(save)
-        sender = FrameSender(codec, controller, transport, save=save, intra_only=ns.intra_only)
+        sender = FrameSender(codec, controller, transport, save=save, intra_only=ns.intra_only,
+                             skip_unchanged=not ns.send_unchanged)  # fmt: skip
         sender.warm_up()
         budget = f"{config.kbps:g} kbps" if not config.unlimited else "no budget"
         print(f"edgecodec send: stream {ns.stream!r} {'bound to' if bind else 'connecting to'} {transport.endpoint}; "

@@ -40,6 +40,7 @@ class StreamState:
     sessions: int = 0
     received: int = 0  # frames decoded and shown
     held: int = 0  # frames not shown: lost on the way, or P-frames whose reference is missing
+    unsent: int = 0  # frames the sender did not send (unchanged P-frames, or dropped before sending): not lost
     gaps: int = 0  # frames missing between received ones, summed over sessions
     bad: int = 0
     keyframes: int = 0

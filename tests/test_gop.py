@@ -108,8 +108,9 @@ def test_reference_store_decodes_only_against_the_named_reference(codec: Codec):
     coder = FrameCoder(codec, RateController(RateConfig(fixed_layer=3), codec.num_layers), session_id=5)
     packets = []
     for i in range(3):
-        code = codec.encode(scene(noise=2, seed=i), latents=coder.latents(i / 10))
+        code = codec.encode(scene(8 * i, noise=2, seed=i), latents=coder.latents(i / 10))  # it moves: sent
         made = coder.code(code, i / 10, seq=i, timestamp_us=1000 + i)
+        assert not made.skipped
         coder.sent(made, i / 10)
         packets.append(codec.parse(made.packet))
     assert [p.is_inter for p in packets] == [False, True, True]
@@ -154,3 +155,25 @@ def test_receiver_holds_after_a_loss_and_recovers_at_the_next_keyframe(codec: Co
     assert held == [3, 6, 7]  # after each loss, until the next keyframe
     state = receiver.streams[name]
     assert state.received + state.held == 10 and state.gaps == 2 and state.held == 5
+
+
+def test_an_unchanged_p_frame_is_not_sent_and_the_next_names_the_same_reference(codec: Codec):
+    """A frame that changes no id costs nothing: no packet; the receiver counts it as not sent, not lost."""
+    name = "cam"
+    coder = FrameCoder(
+        codec, RateController(RateConfig(fixed_layer=5), codec.num_layers), stream_id=stream_number(name)
+    )
+    receiver = FrameReceiver(codec)
+    still, made = scene(), []
+    for i in range(4):
+        rgb = still if i < 3 else scene(40)
+        code = codec.encode(rgb, latents=coder.latents(i / 10))
+        m = coder.code(code, i / 10, seq=i, timestamp_us=i * 100_000)
+        if not m.skipped:
+            coder.sent(m, i / 10)
+            receiver.decode(Message(name, m.packet), lambda stage: nullcontext())
+        made.append(m)
+    assert [m.skipped for m in made] == [False, True, True, False] and made[1].bits == 0
+    assert made[3].coded.is_inter and made[3].coded.ref_seq == 0  # names the last frame sent
+    state = receiver.streams[name]
+    assert (state.received, state.held, state.unsent, state.gaps) == (2, 0, 2, 2)

@@ -3,7 +3,8 @@
 Every frame is encoded once (with the latents that any configuration's P-frame needs); each configuration (a fixed
 layer, or a rate preset) then runs its own :class:`~edgecodec.sender.FrameCoder` (layer choice, I/P decision,
 conditional replenishment, packet) and its own receiver (parse, the reference store, entropy decode, decode), so the
-bits are those of real packets and the PSNR that of what a receiver shows. The receiver's ids are checked against the
+bits are those of real packets and the PSNR that of what a receiver shows. An unchanged P-frame is not sent (0 bits):
+the receiver shows the frame before, as it would. The receiver's ids are checked against the
 sender's for every frame.
 """
 
@@ -44,6 +45,7 @@ def measure_inter(
     n = len(frames)
     coders = {k: FrameCoder(codec, RateController(c, codec.num_layers), session_id=1) for k, c in configs.items()}
     stores = {k: ReferenceStore() for k in configs}
+    last: dict[str, np.ndarray] = {}
     out = {k: {m: np.zeros(n) for m in ("bits", "psnr", "ms_ssim", "layer", "inter", "code_s")} for k in configs}
     encode_s = np.zeros(n)
     for i, rgb in enumerate(frames):
@@ -57,16 +59,20 @@ def measure_inter(
             t0 = time.perf_counter()
             made = coder.code(code, now, seq=i, timestamp_us=round(now * 1e6))
             out[key]["code_s"][i] = time.perf_counter() - t0
-            coder.sent(made, now)
-            packet, reference = stores[key].resolve("clip", codec.parse(made.packet))
-            ids = codec.packet_ids(codec.check(packet), reference)
-            if not np.array_equal(ids, made.coded.ids):
-                raise RuntimeError(f"{key} frame {i}: the receiver's ids differ from the sender's")
-            stores[key].update("clip", packet, ids)
-            rec = codec.decode(ids, packet.layer, rgb.shape[:2])
-            shown.append(rec)
             row = out[key]
-            row["bits"][i], row["layer"][i], row["inter"][i] = len(made.packet) * 8, packet.layer, packet.is_inter
+            if made.skipped:  # an unchanged P-frame is not sent: the receiver keeps showing the frame before
+                rec = last[key]
+                row["bits"][i], row["layer"][i], row["inter"][i] = 0, made.coded.layer, True
+            else:
+                coder.sent(made, now)
+                packet, reference = stores[key].resolve("clip", codec.parse(made.packet))
+                ids = codec.packet_ids(codec.check(packet), reference)
+                if not np.array_equal(ids, made.coded.ids):
+                    raise RuntimeError(f"{key} frame {i}: the receiver's ids differ from the sender's")
+                stores[key].update("clip", packet, ids)
+                rec = last[key] = codec.decode(ids, packet.layer, rgb.shape[:2])
+                row["bits"][i], row["layer"][i], row["inter"][i] = len(made.packet) * 8, packet.layer, packet.is_inter
+            shown.append(rec)
             row["psnr"][i] = psnr(rgb, rec)
         for key, score in zip(out, ms_ssim([rgb] * len(shown), shown), strict=True):
             out[key]["ms_ssim"][i] = np.nan if score is None else score

@@ -70,6 +70,12 @@ class CodedFrame:
     def is_inter(self) -> bool:
         return self.ref_seq is not None
 
+    @property
+    def unchanged(self) -> bool:
+        """A P-frame that changes no id of its reference: a sender need not send it at all (the receiver keeps
+        showing the reference, which is the same picture)."""
+        return self.is_inter and self.switched == 0
+
 
 @dataclass(frozen=True)
 class _Reference:

@@ -94,7 +94,8 @@ def run_inprocess(ns: argparse.Namespace, codec: Any, size: Size | None) -> Meas
         receiver = FrameReceiver(codec)
         receiver.warm_up()
         config = load_config(ns.rate_config, ns.kbps).for_model(codec.model.name)
-        sender = FrameSender(codec, RateController(config, codec.num_layers), tx, intra_only=ns.intra_only)
+        sender = FrameSender(codec, RateController(config, codec.num_layers), tx, intra_only=ns.intra_only,
+                             skip_unchanged=False)  # every frame is timed  # fmt: skip
         sender.warm_up()
         deadline = time.monotonic() + RECEIVE_TIMEOUT_S
         while not tx.has_receiver:  # the SUB socket sends its subscription only when it is used

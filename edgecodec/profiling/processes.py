@@ -154,7 +154,7 @@ def run_processes(ns: argparse.Namespace, backend: str, size: Size | None) -> Me
             endpoint = receiver.wait_line(r"listening on (tcp://\S+)", STARTUP_TIMEOUT_S).group(1)
             receiver.mark_start()
             kbps = ["--kbps", repr(ns.kbps)] if ns.kbps is not None else []
-            kbps += ["--intra-only"] if ns.intra_only else []
+            kbps += (["--intra-only"] if ns.intra_only else []) + ["--send-unchanged"]  # every frame is timed
             sender = Child("send", [*_source_argv(ns, size), "--connect", endpoint, "--stream", STREAM,
                                     "--wait-receiver", "30", "--stats", str(send_stats),
                                     "--rate-config", ns.rate_config, *kbps, *common], env)  # fmt: skip
