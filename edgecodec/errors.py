@@ -63,8 +63,13 @@ class MissingReferenceError(EdgecodecError):
 
 
 class StreamRefusedError(EdgecodecError):
-    """A packet the receiver will not show: from a rival or superseded sender session, from a peer not allowed to
-    publish that stream, or beyond --max-streams. Not a corrupt packet."""
+    """A packet the receiver will not show: from a superseded sender session, from a peer not allowed to publish that
+    stream, or beyond --max-streams. Not a corrupt packet."""
+
+
+class RivalSessionError(StreamRefusedError):
+    """A second live sender session publishes under a stream name another one owns: the receiver keeps it apart as a
+    stream of its own (``NAME~SESSION``), never merged with the first."""
 
 
 class FrameSizeError(EdgecodecError):

@@ -39,11 +39,18 @@ from edgecodec.capture import wall_clock_us
 from edgecodec.cliutil import non_negative, positive, sigterm_as_interrupt
 from edgecodec.codec import Codec
 from edgecodec.coding.gop import ReferenceStore
-from edgecodec.errors import BitstreamError, ConfigError, EdgecodecError, MissingReferenceError, StreamRefusedError
+from edgecodec.errors import (
+    BitstreamError,
+    ConfigError,
+    EdgecodecError,
+    MissingReferenceError,
+    RivalSessionError,
+    StreamRefusedError,
+)
 from edgecodec.limits import RECEIVER_MAX_PIXELS, DecodeBudget, message_bound
 from edgecodec.runtime import BACKEND_HELP
 from edgecodec.sinks import DisplaySink, NullSink, Sink, VideoRecorder, display_available, draw_label
-from edgecodec.streams import StreamState, StreamTable
+from edgecodec.streams import StreamState, StreamTable, rival_name
 from edgecodec.timing import StageTimer, StatsLog, StreamMeter, frame_hash
 from edgecodec.transport import (
     Message,
@@ -99,6 +106,7 @@ class FrameReceiver:
         self.references = ReferenceStore()
         self.bad = 0
         self.arrived = 0  # messages handled: decoded, held or bad
+        self.notices: list[str] = []  # one-line reports for the user (a rival sender kept apart), printed by the loop
 
     def warm_up(self) -> None:
         """Decode a small blank grid of every layer once, so first-call costs do not land on the first frame."""
@@ -146,7 +154,13 @@ class FrameReceiver:
             self._bad(state)
             raise
         session = packet.session_id if packet.version >= 2 else None
-        state.admit(session, time.monotonic())
+        try:
+            state.admit(session, time.monotonic())
+        except RivalSessionError as exc:  # a second live sender: kept apart as a stream of its own, never merged
+            if rival_name(state.name, session) not in self.streams:
+                self.notices.append(str(exc))
+            state = self.streams.get_or_add(rival_name(state.name, session), state.number)
+            state.admit(session, time.monotonic())
         gap, new = state.track(packet.seq, session)
         try:
             packet, reference = self.references.resolve(state.name, packet)
@@ -369,6 +383,17 @@ def _prepare(
     receiver: FrameReceiver, message: Message, stages: Any, log: StatsLog, reported: set[tuple[str, str]]
 ) -> Pending | None:
     """Entropy-decode one message; None (reported once per stream and kind, then only counted) if it cannot be."""
+    try:
+        return _try_prepare(receiver, message, stages, log, reported)
+    finally:
+        for notice in receiver.notices:  # e.g. a second sender kept apart
+            print(f"edgecodec receive: {notice}", file=sys.stderr)
+        receiver.notices.clear()
+
+
+def _try_prepare(
+    receiver: FrameReceiver, message: Message, stages: Any, log: StatsLog, reported: set[tuple[str, str]]
+) -> Pending | None:
     try:
         return receiver.prepare(message, stages)
     except MissingReferenceError as exc:

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from edgecodec.errors import StreamRefusedError
+from edgecodec.errors import RivalSessionError, StreamRefusedError
 from edgecodec.transport import stream_number
 
 __all__ = ["MAX_GAP", "SEQ_MOD", "TAKEOVER_S", "StreamState", "StreamTable"]
@@ -65,9 +65,10 @@ class StreamState:
             raise StreamRefusedError(f"stream {self.name!r}: frame of superseded sender session {session:08x} dropped")
         if now - self.last_seen < max(TAKEOVER_S, 3 * self.interval):
             self.rivals += 1
-            raise StreamRefusedError(
+            raise RivalSessionError(
                 f"stream {self.name!r}: two senders publish it (sessions {self.session:08x} and {session:08x}); "
-                f"showing {self.session:08x} only: give each sender its own --stream"
+                f"the second is kept apart as stream {rival_name(self.name, session)!r}: give each sender its own "
+                "--stream"
             )
         self._old_sessions.append(self.session)
         self.last_seen = now
@@ -87,6 +88,12 @@ class StreamState:
         return gap, new
 
 
+def rival_name(name: str, session: int) -> str:
+    """The name under which a receiver keeps a second live sender of stream ``name`` apart (``~`` is in no stream id,
+    so it cannot clash with a real stream)."""
+    return f"{name}~{session:08x}"
+
+
 class StreamTable(dict):
     """The receiver's streams by name, at most ``max_streams`` of them (None: no bound)."""
 
@@ -96,7 +103,9 @@ class StreamTable(dict):
         self.refused = 0  # packets of streams beyond max_streams
         self.expired: list[StreamState] = []  # forgotten streams, for the summary
 
-    def get_or_add(self, name: str) -> StreamState:
+    def get_or_add(self, name: str, number: int | None = None) -> StreamState:
+        """The state of stream ``name``, made on first sight with ``number`` (default: the name's stream number; a
+        rival sender's stream, whose name holds ``~``, keeps the number of the stream it publishes under)."""
         state = self.get(name)
         if state is None:
             if self.max_streams is not None and len(self) >= self.max_streams:
@@ -104,7 +113,8 @@ class StreamTable(dict):
                 raise StreamRefusedError(
                     f"stream {name!r} refused: {len(self)} streams already (--max-streams {self.max_streams})"
                 )
-            state = self[name] = StreamState(name, stream_number(name), last_seen=time.monotonic())
+            number = stream_number(name) if number is None else number
+            state = self[name] = StreamState(name, number, last_seen=time.monotonic())
         return state
 
     def expire(self, now: float) -> list[str]:

@@ -26,6 +26,7 @@ from edgecodec.errors import (
     DecodeBudgetError,
     FrameSizeError,
     ModelError,
+    RivalSessionError,
     StreamRefusedError,
     UnsupportedVersionError,
 )
@@ -217,20 +218,21 @@ def test_3_a_frame_whose_decode_was_stalled_is_not_shown(codec: Codec, monkeypat
 
 
 # -- 4. two senders under one name; 5. stream injection ----------------------------------------------------------
-def test_4_two_live_sessions_under_one_name_are_never_merged(codec: Codec) -> None:
+def test_4_two_live_sessions_under_one_name_are_kept_apart_and_never_merged(codec: Codec) -> None:
     receiver = FrameReceiver(codec)
-    shown, refused = [], 0
+    shown = []
     packets = [[good_packet(codec, "main", i, session) for session in (0xA, 0xB)] for i in range(6)]
     for pair in packets:
         for data in pair:
-            try:
-                shown.append(receiver.decode(Message("main", data), NO_STAGES))
-            except StreamRefusedError as exc:
-                assert "two senders" in str(exc) and "--stream" in str(exc)
-                refused += 1
-    state = receiver.streams["main"]
-    assert {d.packet.session_id for d in shown} == {0xA} and refused == 6
-    assert state.sessions == 1 and state.gaps == 0 and state.rivals == 6
+            shown.append(receiver.decode(Message("main", data), NO_STAGES))
+    by_stream = {}
+    for d in shown:
+        by_stream.setdefault(d.stream.name, set()).add(d.packet.session_id)
+    assert by_stream == {"main": {0xA}, "main~0000000b": {0xB}}  # two streams, each one session: never merged
+    first, second = receiver.streams["main"], receiver.streams["main~0000000b"]
+    assert (first.received, second.received) == (6, 6) and first.gaps == second.gaps == 0
+    assert first.sessions == 1 and second.sessions == 1 and first.rivals == 6
+    assert len(receiver.notices) == 1 and "two senders" in receiver.notices[0] and "--stream" in receiver.notices[0]
 
 
 def test_4_a_restarted_sender_takes_over_and_the_old_session_is_dropped(codec: Codec) -> None:
@@ -238,7 +240,7 @@ def test_4_a_restarted_sender_takes_over_and_the_old_session_is_dropped(codec: C
     state = receiver.stream("main")
     state.admit(1, 100.0)
     state.track(0, 1)
-    with pytest.raises(StreamRefusedError, match="two senders"):
+    with pytest.raises(RivalSessionError, match="two senders"):
         state.admit(2, 100.0 + TAKEOVER_S / 2)
     state.admit(2, 100.0 + TAKEOVER_S + 0.1)  # the old one went quiet: a restart
     state.track(0, 2)
@@ -252,10 +254,10 @@ def test_5_an_injected_packet_cannot_inflate_the_gap_counter(codec: Codec) -> No
     owner = [good_packet(codec, "cam", seq, session=7) for seq in (5, 6)]
     injected = good_packet(codec, "cam", 5 + (1 << 31) - 1, session=8)
     receiver.decode(Message("cam", owner[0]), NO_STAGES)
-    with pytest.raises(StreamRefusedError):
-        receiver.decode(Message("cam", injected), NO_STAGES)
+    receiver.decode(Message("cam", injected), NO_STAGES)  # kept apart under its own name
     receiver.decode(Message("cam", owner[1]), NO_STAGES)
-    assert receiver.gaps == 0 and receiver.received == 2
+    assert receiver.streams["cam"].gaps == 0 and receiver.streams["cam"].received == 2
+    assert receiver.streams["cam~00000008"].received == 1
 
 
 def test_5_allow_list_names_the_streams_a_key_may_publish(tmp_path: Path) -> None:
