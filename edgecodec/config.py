@@ -250,5 +250,5 @@ def add_rate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--kbps", type=float, metavar="N", help="override the preset's budget (0 = unlimited)")
     parser.add_argument(
-        "--intra-only", action="store_true", help="send every frame as a keyframe (no P-frames; the preset's inter)"
+        "--intra-only", action="store_true", help="send every frame as a keyframe (no P-frames; overrides the preset)"
     )

@@ -233,8 +233,8 @@ def _encode_parser() -> argparse.ArgumentParser:
         help=f"longest time between keyframes, in seconds of video (default {inter.keyframe_seconds:g})",
     )
     ap.add_argument("--lambda", dest="lam", type=non_negative(float), default=inter.lam, metavar="L",
-                    help="conditional replenishment: distortion a changed id must buy per bit "
-                    f"(default {inter.lam:g}; 0 updates every id that the encoder would change)")  # fmt: skip
+                    help="conditional replenishment at layer 1 (doubled per coarser layer): distortion a changed "
+                    f"id must buy per bit (default {inter.lam:g}; 0 updates every id the encoder changes)")  # fmt: skip
     return ap
 
 
