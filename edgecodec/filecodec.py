@@ -368,14 +368,6 @@ class FrameDecoder:
                   "repeated", file=sys.stderr)  # fmt: skip
 
 
-def decode_frame(codec: Codec, packet: bitstream.Packet) -> np.ndarray:
-    """RGB frame of a keyframe read from a file (P-frames need :class:`FrameDecoder`)."""
-    if packet.is_inter:
-        raise MissingReferenceError(f"packet {packet.seq} is a P-frame: decode the file in order (FrameDecoder)")
-    decoder = FrameDecoder(codec)
-    return decoder.rgb(packet, decoder.ids(packet))
-
-
 def _write_image(path: Path, rgb: np.ndarray, name: Path) -> None:
     """Write ``rgb`` to ``path`` (a temporary file); errors name ``name``, the file asked for."""
     try:

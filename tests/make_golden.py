@@ -62,27 +62,19 @@ def _timestamp(seq: int) -> int:
     return 1_700_000_000_000_000 + 40_000 * seq
 
 
+def _packet(seq: int, shape: tuple[int, int], payload: bytes, **fields) -> Packet:
+    """A golden packet of a ``shape`` grid at :data:`LAYER` (frames of 8x8 pixels per id); ``fields`` add the rest."""
+    h, w = shape
+    return Packet(fingerprint=FINGERPRINT, layer=LAYER, seq=seq, timestamp_us=_timestamp(seq), frame_h=8 * h,
+                  frame_w=8 * w, grid_h=h, grid_w=w, payload=payload, stream_id=STREAM_ID, **fields)  # fmt: skip
+
+
 def golden_v1_packets() -> list[Packet]:
     """The fields of the three packets in the version 1 goldens, as read today (keyframes, session 0, version 1),
     with an empty payload: the payloads are checked by decoding them to :func:`golden_grids`."""
     return [
-        Packet(
-            fingerprint=FINGERPRINT,
-            layer=LAYER,
-            seq=seq,
-            timestamp_us=_timestamp(seq),
-            frame_h=8 * h,
-            frame_w=8 * w,
-            grid_h=h,
-            grid_w=w,
-            payload=b"",
-            stream_id=STREAM_ID,
-            flags=FLAG_KEYFRAME,
-            session_id=0,
-            ref_seq=0,
-            version=1,
-        )
-        for seq, (h, w) in enumerate(g.shape for g in golden_grids())
+        _packet(seq, g.shape, b"", flags=FLAG_KEYFRAME, session_id=0, ref_seq=0, version=1)
+        for seq, g in enumerate(golden_grids())
     ]
 
 
@@ -176,26 +168,13 @@ def golden_packets() -> list[Packet]:
     intra, inter = golden_prior(), golden_inter_prior()
     packets = []
     for seq, (ids, ref) in enumerate(frames):
-        h, w = ids.shape
-        payload = encode_ids(ids, intra) if ref is None else encode_ids(ids, inter, frames[ref][0])
-        packets.append(
-            Packet(
-                fingerprint=FINGERPRINT,
-                layer=LAYER,
-                seq=seq,
-                timestamp_us=_timestamp(seq),
-                frame_h=8 * h,
-                frame_w=8 * w,
-                grid_h=h,
-                grid_w=w,
-                payload=payload,
-                stream_id=STREAM_ID,
-                flags=FLAG_KEYFRAME if ref is None else FLAG_INTER,
-                session_id=SESSION_ID,
-                ref_seq=0 if ref is None else ref,
-                timestamp_delta_us=0 if ref is None else _timestamp(seq) - _timestamp(ref),
-            )
-        )
+        if ref is None:
+            packets.append(_packet(seq, ids.shape, encode_ids(ids, intra), flags=FLAG_KEYFRAME, session_id=SESSION_ID))
+            continue
+        delta = _timestamp(seq) - _timestamp(ref)
+        payload = encode_ids(ids, inter, frames[ref][0])
+        packets.append(_packet(seq, ids.shape, payload, flags=FLAG_INTER, session_id=SESSION_ID, ref_seq=ref,
+                               timestamp_delta_us=delta))  # fmt: skip
     return packets
 
 

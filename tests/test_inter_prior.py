@@ -11,7 +11,6 @@ from edgecodec.coding.inter import (
     InterCounter,
     InterPrior,
     count_segments,
-    has_inter_tables,
     inter_tables,
     mode_contexts,
     modes,
@@ -461,7 +460,7 @@ def test_tables_are_split_from_the_intra_tables():
     tables = {"mode": np.ones(3), "new": np.ones(2), "param": np.ones(3), **good_tensors()}
     intra, inter_t = inter_tables(tables)
     assert set(intra) == {"mode", "new", "param"} and set(inter_t) == set(good_tensors())
-    assert has_inter_tables(tables) and not has_inter_tables(intra)
+    assert inter_tables(tables)[1] and not inter_tables(intra)[1]
 
 
 def test_tables_are_deterministic():

@@ -6,7 +6,7 @@ Two modes, run from the repository root::
     python tools/rd_bench.py --images ../shared/data/eval/kodak --md kodak.md --plot kodak.png --json kodak.json
     python tools/rd_bench.py --video clip.mp4 --frames 60 --size 352x288 --kbps 150 500 --md clip.md
 
-**Images.** Per image: every edgecodec layer is encoded into a real packet (48-byte header included), parsed and
+**Images.** Per image: every edgecodec layer is encoded into a real packet (52-byte keyframe header), parsed and
 decoded as a receiver would; bpp = packet bytes x 8 / pixels. JPEG and WebP (OpenCV ``imencode``) are taken at the
 quality whose file is nearest to that layer's bpp on the same image ("matched"; flagged ``floor`` when even quality
 1 is larger, i.e. the format cannot go that low), and over a quality sweep for the curves. Metrics are computed per

@@ -47,7 +47,6 @@ __all__ = [
     "InterCounter",
     "InterPrior",
     "count_segments",
-    "has_inter_tables",
     "inter_tables",
     "mode_contexts",
     "modes",
@@ -441,10 +440,6 @@ def near_codes(codes: np.ndarray, m: int = DEFAULT_NEAR) -> np.ndarray:
     np.fill_diagonal(sim, -np.inf)
     order = np.lexsort((np.broadcast_to(np.arange(k), sim.shape), -sim), axis=1)
     return order[:, :m].astype(np.int64)
-
-
-def has_inter_tables(tables: Mapping[str, np.ndarray]) -> bool:
-    return any(name.startswith(_PREFIX) for name in tables)
 
 
 def inter_tables(tables: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

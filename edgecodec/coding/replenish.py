@@ -24,8 +24,8 @@ import numpy as np
 __all__ = ["SWITCH_FLAG_BITS", "LayerCodes", "Replenished", "replenish"]
 
 SWITCH_FLAG_BITS = 2.0
-"""Bits charged to a switch beyond its NEW id: the changed flag, its tile and its mode (an estimate, measured
-on the counting clips at 1-3 bits; tools/count_inter_priors.py prints it)."""
+"""Bits charged to a switch beyond its NEW id: the changed flag, its tile and its mode. A fixed estimate, not
+measured: the flags cost their empirical entropy, which the decision cannot know before it is made."""
 
 
 @dataclass(frozen=True)
