@@ -28,12 +28,12 @@ def _number(kind: type, what: str, accept: Callable[[Any], bool], requirement: s
 
 def positive(kind: type) -> Callable[[str], Any]:
     """An argparse type: a number of ``kind`` (int or float) that must be > 0."""
-    return _number(kind, "a number", lambda v: 0 < v < float("inf"), "> 0")
+    return _number(kind, "a number", lambda v: 0 < v < float("inf"), "> 0 (and finite)")
 
 
 def non_negative(kind: type) -> Callable[[str], Any]:
     """An argparse type: a finite number of ``kind`` (int or float) that must be >= 0."""
-    return _number(kind, "a number", lambda v: 0 <= v < float("inf"), ">= 0")
+    return _number(kind, "a number", lambda v: 0 <= v < float("inf"), ">= 0 (and finite)")
 
 
 def at_least(minimum: int) -> Callable[[str], int]:

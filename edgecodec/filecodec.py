@@ -409,8 +409,10 @@ def main_decode(argv: Sequence[str] | None = None) -> int:
             dst.name % 0
         except (TypeError, ValueError):
             raise ConfigError(f"-o {args.output}: a frame pattern holds one %d (e.g. %05d) and no other %") from None
-    if args.frame is not None and (args.frame < 0 or pattern or suffix in VIDEO_OUT_SUFFIXES):
-        raise ConfigError("--frame K (K >= 0) only applies to a single-image output")
+    if args.frame is not None and args.frame < 0:
+        raise ConfigError(f"--frame must be >= 0, got {args.frame}")
+    if args.frame is not None and (pattern or suffix in VIDEO_OUT_SUFFIXES):
+        raise ConfigError("--frame K only applies to a single-image output")
     check_input_file(src, "input file")
     check_output_file(dst.with_name(dst.name % 0) if pattern else dst, IMAGE_OUT_SUFFIXES | VIDEO_OUT_SUFFIXES, "-o")
     with _naming(src), _open_reader(src) as reader:
