@@ -82,3 +82,22 @@ class SinkError(EdgecodecError):
 
 class TransportError(EdgecodecError):
     """A socket could not be bound, connected or configured."""
+
+
+class MissingDependencyError(ConfigError):
+    """A Python package a feature needs is not installed; the message names the package and the install command."""
+
+
+def require(module: str, purpose: str, *, package: str | None = None, extra: str | None = None):  # noqa: ANN201
+    """Import ``module`` or raise :class:`MissingDependencyError` naming what to install.
+
+    ``package`` is the name on PyPI (default: ``module``); ``extra`` the edgecodec extra that brings it, for optional
+    pieces (``tensorrt``). Core dependencies name the package itself: a broken install, fixed by installing it.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        how = f"pip install 'edgecodec[{extra}]'" if extra else f"pip install {package or module}"
+        raise MissingDependencyError(f"{purpose} needs the Python package {package or module} ({how})") from None

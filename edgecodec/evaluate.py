@@ -44,7 +44,7 @@ from edgecodec.bitstream import HEADER_SIZE
 from edgecodec.codec import Codec
 from edgecodec.data import list_images, read_rgb
 from edgecodec.entropy import ideal_bits
-from edgecodec.errors import ModelError
+from edgecodec.errors import ModelError, require
 from edgecodec.runtime import BACKEND_HELP
 
 QUALITIES = tuple(range(1, 101))
@@ -79,7 +79,7 @@ def ms_ssim(ref: np.ndarray, out: np.ndarray) -> float | None:
     """MS-SSIM of two RGB uint8 images (data range 255), or None when the image is too small for 5 scales."""
     if min(ref.shape[:2]) < MSSSIM_MIN_SIDE:
         return None
-    from pytorch_msssim import ms_ssim as _ms_ssim
+    _ms_ssim = require("pytorch_msssim", "MS-SSIM", package="pytorch-msssim").ms_ssim
 
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
@@ -302,8 +302,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 def plot(result: dict[str, Any], path: str | Path) -> None:
     """PSNR and MS-SSIM against bpp (log x) for every layer and for the JPEG and WebP sweeps."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "--plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -48,6 +48,7 @@ from edgecodec.errors import (
     StreamRefusedError,
 )
 from edgecodec.limits import RECEIVER_MAX_PIXELS, DecodeBudget, message_bound
+from edgecodec.modelset import CodecSet
 from edgecodec.runtime import BACKEND_HELP
 from edgecodec.sinks import DisplaySink, NullSink, Sink, VideoRecorder, display_available, draw_label
 from edgecodec.streams import StreamState, StreamTable, rival_name
@@ -73,6 +74,7 @@ class Pending:
     bits: int
     gap: int
     new_session: bool
+    codec: Codec  # the codec of the packet's model
 
 
 @dataclass(frozen=True)
@@ -94,13 +96,15 @@ class FrameReceiver:
 
     def __init__(
         self,
-        codec: Codec,
+        codec: Codec | CodecSet,
         timer: StageTimer | None = None,
         *,
         max_streams: int | None = None,
         idle_s: float | None = None,
     ) -> None:
-        self.codec = codec
+        self.codecs = codec if isinstance(codec, CodecSet) else CodecSet(codec, others=False)
+        self.codec = self.codecs.first  # the --model one
+        self.codecs.on_load = self._loaded
         self.timer = timer or StageTimer()
         self.streams = StreamTable(max_streams, idle_s)
         self.references = ReferenceStore()
@@ -110,8 +114,13 @@ class FrameReceiver:
 
     def warm_up(self) -> None:
         """Decode a small blank grid of every layer once, so first-call costs do not land on the first frame."""
-        for layer in range(1, self.codec.num_layers + 1):
-            self.codec.decode(np.zeros(self.codec.grid_shape((64, 64), layer), np.int64), layer, (64, 64))
+        for codec in self.codecs:
+            for layer in range(1, codec.num_layers + 1):
+                codec.decode(np.zeros(codec.grid_shape((64, 64), layer), np.int64), layer, (64, 64))
+
+    def _loaded(self, codec: Codec) -> None:
+        """A model first named by a packet was loaded: say so (its first frames pay for the load)."""
+        self.notices.append(f"loaded model {codec.model.name} ({codec.model.fingerprint_hex}), named by a packet")
 
     def stream(self, name: str) -> StreamState:
         """The state of stream ``name``, made on first sight (:class:`StreamRefusedError` beyond --max-streams)."""
@@ -144,7 +153,9 @@ class FrameReceiver:
         state = self.stream(message.stream)
         try:
             with stages("parse"):
-                packet = self.codec.parse(message.packet)
+                packet = bitstream.decode_packet(message.packet)
+                if packet.resolved:
+                    self.codecs.get(packet.fingerprint).check(packet)
                 if packet.resolved and packet.stream_id != state.number:
                     raise BitstreamError(
                         f"packet stream number {packet.stream_id:08x} is not that of stream {state.name!r} "
@@ -171,9 +182,10 @@ class FrameReceiver:
             state.held -= gap
             state.unsent += gap
         try:
-            self.codec.check(packet)  # a P-frame's budget, now that its sizes are known: before any decoding
+            codec = self.codecs.get(packet.fingerprint)
+            codec.check(packet)  # a P-frame's budget, now that its sizes are known: before any decoding
             with stages("entropy"):
-                ids = self.codec.packet_ids(packet, reference)
+                ids = codec.packet_ids(packet, reference)
         except (EdgecodecError, ValueError):
             self._bad(state)
             self.references.forget(state.name)
@@ -181,14 +193,14 @@ class FrameReceiver:
         self.references.update(state.name, packet, ids)
         state.inter += packet.is_inter
         state.keyframes += not packet.is_inter
-        return Pending(state, packet, ids, len(message.packet) * 8, gap, new)
+        return Pending(state, packet, ids, len(message.packet) * 8, gap, new, codec)
 
     def render(self, pending: Pending, stages: Callable[[str], Any]) -> Decoded:
         """The neural decode of an entropy-decoded frame."""
         state, packet = pending.stream, pending.packet
         try:
             with stages("decode"):
-                rgb = self.codec.decode(pending.ids, packet.layer, (packet.frame_h, packet.frame_w))
+                rgb = pending.codec.decode(pending.ids, packet.layer, (packet.frame_h, packet.frame_w))
         except (EdgecodecError, ValueError):
             self._bad(state)
             self.references.forget(state.name)
@@ -459,7 +471,6 @@ def status_line(receiver: FrameReceiver, transport: Receiver, meter: StreamMeter
 
 
 def summary(receiver: FrameReceiver, transport: Receiver, meter: StreamMeter, reason: str) -> dict[str, Any]:
-    codec = receiver.codec
     streams = {
         s.name: {"received": s.received, "held": s.held, "unsent": s.unsent, "gaps": s.gaps, "sessions": s.sessions,
                  "bad": s.bad,
@@ -472,7 +483,8 @@ def summary(receiver: FrameReceiver, transport: Receiver, meter: StreamMeter, re
         "gaps": receiver.gaps,
         "bad": receiver.bad, "malformed": transport.stats.malformed, "streams": streams, "ended": reason,
         "skipped": receiver.skipped, "refused": receiver.refused, "unauthorised": transport.stats.unauthorised,
-        "model": codec.model.name, "backend": codec.backend.name,
+        "model": ", ".join(c.model.name for c in receiver.codecs),
+        "backend": receiver.codec.backend.name,
         "stages": {name: round(s.mean_ms, 3) for name, s in receiver.timer.summary().items()},
     }  # fmt: skip
 
@@ -520,7 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="nominal frame rate of --record, used where a frame has no usable time (25)",
     )
     parser.add_argument("--overlay", action="store_true", help="draw the stream, layer and size on each frame")
-    parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
+    parser.add_argument("--model", default="hqa5", help="the model loaded at start, by name or .safetensors path "
+                        "(default hqa5); every model in the model folders is also found by the fingerprint "
+                        "packets carry, and loaded when a packet first names it")  # fmt: skip
     parser.add_argument("--backend", default="auto", help=BACKEND_HELP)
     parser.add_argument("--device", default="cpu", help="torch device for the torch backend (default cpu)")
     parser.add_argument("--frames", type=positive(int), metavar="N", help="stop after N frames (all streams)")
@@ -577,15 +591,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             raise ConfigError(f"--max-pixels: {exc}") from None
         codec = Codec(ns.model, backend=ns.backend, device=ns.device, budget=budget)
-        receiver = FrameReceiver(codec, max_streams=ns.max_streams, idle_s=ns.idle_close)
+        codecs = CodecSet(codec, backend=ns.backend, device=ns.device, budget=budget)
+        receiver = FrameReceiver(codecs, max_streams=ns.max_streams, idle_s=ns.idle_close)
         receiver.warm_up()
         transport = stack.enter_context(Receiver(endpoint, bind=bind, streams=ns.stream, curve=curve,
                                                  max_message_bytes=message_bound(ns.max_pixels)))  # fmt: skip
         log = stack.enter_context(StatsLog(ns.stats))
         streams = ", ".join(ns.stream) if ns.stream else "all streams"
         where = f"{'listening on' if bind else 'connected to'} {transport.endpoint} ({streams})"
-        print(f"edgecodec receive: {where}; model {codec.model.name}, backend {codec.backend.name}; "
-              f"{outputs.describe()}", file=err, flush=True)  # fmt: skip
+        print(f"edgecodec receive: {where}; models {codecs.describe()}, loaded as packets name them; backend "
+              f"{codec.backend.name}; {outputs.describe()}", file=err, flush=True)  # fmt: skip
         meter = StreamMeter()
         status = None if ns.quiet else (lambda line: print(line, file=err, flush=True))
         with sigterm_as_interrupt():
@@ -597,4 +612,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         outputs.close()
         paths = outputs.paths()
     print(format_summary(result, receiver.timer, paths), flush=True)
-    return 130 if reason == "interrupted" else 0
+    if reason == "interrupted":
+        return 130
+    if receiver.arrived and not result["received"] and not result["held"]:
+        print(f"edgecodec receive: error: {receiver.arrived} packets arrived and none could be decoded "
+              "(the reasons are above)", file=err)  # fmt: skip
+        return 1
+    return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -10,16 +9,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-ORT_MISSING = importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "needs_ort: needs onnx and onnxruntime (the onnx extra)")
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if ORT_MISSING and item.get_closest_marker("needs_ort") is not None:
-        pytest.skip("needs onnx and onnxruntime (pip install 'edgecodec[onnx]')")
 
 
 def shared_data(*parts: str) -> Path:

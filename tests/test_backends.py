@@ -24,7 +24,6 @@ from edgecodec.zoo import load_model, save_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-needs_ort = pytest.mark.needs_ort  # skipped where onnx or onnxruntime is missing (conftest.py)
 
 # Acceptance thresholds (issue: ids equal or differing at < 0.1% of positions; same ids decode within 0.05 dB).
 MAX_ID_MISMATCH = 0.001
@@ -67,14 +66,12 @@ def test_auto_prefers_onnx_on_the_cpu_and_falls_back_to_torch(monkeypatch) -> No
     assert resolve_auto("cuda:1") == "torch"
 
 
-@needs_ort
 def test_onnx_backend_runs_on_the_cpu_only(tiny, cache_dir) -> None:  # noqa: ANN001
     with pytest.raises(ConfigError, match="runs on the CPU"):
         make_backend("onnx", tiny, "cuda", cache_dir=cache_dir)
     assert make_backend("auto", tiny, "cpu", cache_dir=cache_dir).name == "onnx"
 
 
-@needs_ort
 def test_other_sessions_work_beside_a_backend(tiny, cache_dir) -> None:  # noqa: ANN001
     """Backends with other thread counts, and other libraries' sessions with ONNX Runtime's defaults, work beside a
     backend (ONNX Runtime's process-wide thread pool, once made, refuses the latter)."""
@@ -137,7 +134,6 @@ def test_space_to_depth_rewrite_computes_the_same() -> None:
 
 
 # ---- ONNX Runtime against eager torch ------------------------------------------------------------------------------
-@needs_ort
 @pytest.mark.parametrize(("k", "d"), [(256, 8), (2048, 32)])  # TopK blocks, and the two-step ArgMax
 @pytest.mark.parametrize("variant", ["cpu", "plain"])
 def test_onnx_search_is_argmax_with_first_index_on_ties(k, d, variant) -> None:  # noqa: ANN001
@@ -168,7 +164,6 @@ def test_onnx_search_is_argmax_with_first_index_on_ties(k, d, variant) -> None: 
     np.testing.assert_array_equal(got, want)
 
 
-@needs_ort
 @pytest.mark.parametrize("variant", ["cpu", "plain"])
 @pytest.mark.parametrize("first_layer", ["plain", "space_to_depth"])
 def test_tiny_onnx_matches_torch(tiny, cache_dir, variant, first_layer, tmp_path) -> None:  # noqa: ANN001
@@ -203,7 +198,6 @@ def test_tiny_onnx_matches_torch(tiny, cache_dir, variant, first_layer, tmp_path
         np.testing.assert_allclose(qerr_o, qerr_t, rtol=1e-4, atol=1e-6)
 
 
-@needs_ort
 def test_backends_refuse_bad_input(tiny, cache_dir) -> None:  # noqa: ANN001
     backends = [TorchBackend(tiny.net), make_backend("onnx", tiny, cache_dir=cache_dir)]
     for b in backends:
@@ -252,7 +246,6 @@ def _kodak_and_video_frames() -> list[np.ndarray]:
     return out
 
 
-@needs_ort
 def test_onnx_parity_on_kodak_and_video(cache_dir, capsys) -> None:  # noqa: ANN001
     model = load_model("hqa5")
     data = _kodak_and_video_frames()
@@ -271,7 +264,6 @@ def test_onnx_parity_on_kodak_and_video(cache_dir, capsys) -> None:  # noqa: ANN
     assert max(worst_db) < MAX_PSNR_DELTA_DB
 
 
-@needs_ort
 def test_int8_decoders_keep_the_ids_and_cost_little_psnr(cache_dir) -> None:  # noqa: ANN001
     """onnx-int8 on the shipped model, on a frame of the shipped clip the calibration did not use: the same ids (the
     encoder is the float one), and frames decoded from them within 0.1 dB of the float decoders' PSNR."""
@@ -300,7 +292,6 @@ def test_int8_decoders_keep_the_ids_and_cost_little_psnr(cache_dir) -> None:  # 
         assert abs(change) < 0.1, (layer, change)
 
 
-@needs_ort
 def test_bench_backends_writes_json(tiny, cache_dir, tmp_path, capsys) -> None:  # noqa: ANN001
     spec = importlib.util.spec_from_file_location("bench_backends", REPO / "tools" / "bench_backends.py")
     bench = importlib.util.module_from_spec(spec)

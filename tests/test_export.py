@@ -18,7 +18,6 @@ from edgecodec.runtime import cache, tensorrt_missing
 from edgecodec.zoo import save_model
 
 REPO = Path(__file__).resolve().parents[1]
-needs_ort = pytest.mark.needs_ort  # skipped where onnx or onnxruntime is missing (conftest.py)
 NAMES = ["encoder.onnx", "decoder-1.onnx", "decoder-2.onnx", "decoder-3.onnx"]
 
 
@@ -64,7 +63,6 @@ def _copy_cache(exported, tmp_path: Path) -> Path:  # noqa: ANN001
     return tmp_path / "cache"
 
 
-@needs_ort
 def test_export_writes_graphs_with_sidecars(exported, capsys) -> None:  # noqa: ANN001
     model, root = exported
     folder = _folder(model, root)
@@ -78,7 +76,6 @@ def test_export_writes_graphs_with_sidecars(exported, capsys) -> None:  # noqa: 
     assert out.count("up to date") == 4 and "built" not in out
 
 
-@needs_ort
 def test_stale_and_foreign_artefacts_are_rebuilt_with_the_reason(exported, tmp_path, capsys) -> None:  # noqa: ANN001
     model, _ = exported
     root = _copy_cache(exported, tmp_path)
@@ -105,7 +102,6 @@ def test_stale_and_foreign_artefacts_are_rebuilt_with_the_reason(exported, tmp_p
         assert cache.check(folder / name, model.fingerprint_hex, {"kind": "onnx"}, versions) is None
 
 
-@needs_ort
 def test_backend_rebuilds_a_corrupt_graph_instead_of_using_it(exported, tmp_path, caplog) -> None:  # noqa: ANN001
     from edgecodec.runtime import make_backend
 
@@ -120,7 +116,6 @@ def test_backend_rebuilds_a_corrupt_graph_instead_of_using_it(exported, tmp_path
     assert [i.shape for i in ids] == [(1, 16, 16), (1, 8, 8), (1, 4, 4)] and qerr.shape == (1, 3)
 
 
-@needs_ort
 def test_a_graph_of_another_model_is_not_used(exported, tmp_path) -> None:  # noqa: ANN001
     from edgecodec.runtime.onnx_backend import ensure_onnx
 
@@ -177,7 +172,6 @@ def test_bench_gpu_runs_on_the_cpu(capsys) -> None:  # noqa: ANN001
     assert "| eager | 64x64 |" in out and "| compile | 64x64 |" in out
 
 
-@needs_ort
 def test_int8_decoders_are_exported_beside_the_float_graphs(exported, capsys) -> None:  # noqa: ANN001
     import onnx
 
@@ -198,7 +192,6 @@ def test_int8_decoders_are_exported_beside_the_float_graphs(exported, capsys) ->
     assert "built" not in capsys.readouterr().out
 
 
-@needs_ort
 def test_precision_must_fit_the_backend(exported, capsys) -> None:  # noqa: ANN001
     model, root = exported
     args = ["export", "--model", str(model.path), "--cache", str(root)]
@@ -210,7 +203,6 @@ def test_precision_must_fit_the_backend(exported, capsys) -> None:  # noqa: ANN0
     assert "--precision int8 is not for --backend tensorrt" in capsys.readouterr().err
 
 
-@needs_ort
 def test_int8_decoders_follow_the_float_graphs_they_were_made_from(exported, tmp_path, capsys) -> None:  # noqa: ANN001
     """A float decoder that changed (here: rewritten in place with another doc string and a valid sidecar, as a new
     export would write it) makes its int8 decoder stale, and only that one."""
@@ -233,7 +225,6 @@ def test_int8_decoders_follow_the_float_graphs_they_were_made_from(exported, tmp
     assert "int8/decoder-1.onnx: rebuilt" not in out and "int8/decoder-3.onnx: rebuilt" not in out
 
 
-@needs_ort
 def test_int8_is_for_the_cpu_variant(exported, capsys) -> None:  # noqa: ANN001
     model, root = exported
     args = ["export", "--backend", "onnx", "--model", str(model.path), "--cache", str(root), "--precision", "int8"]

@@ -21,8 +21,6 @@ from edgecodec.runtime.graphs import EncoderGraph
 from edgecodec.runtime.torch_backend import TorchBackend
 from edgecodec.zoo import load_model, save_model
 
-needs_ort = pytest.mark.needs_ort  # skipped where onnx or onnxruntime is missing (conftest.py)
-
 Z_ATOL = 1e-4  # z of another backend against eager torch's, max abs
 # Positions whose two best scores are closer than this may take either code (float32 scores err by ~1e-7; hqa5-cpu's
 # layer 1 has sub-codes 0.002 apart, so on noise frames 2% of its positions are within 1e-5)
@@ -69,7 +67,7 @@ def backend(name: str, model, cache_dir: Path, monkeypatch: pytest.MonkeyPatch):
     return make_backend(name, model, cache_dir=cache_dir, threads=1)
 
 
-BACKENDS = ["torch", "torch-compile", pytest.param("onnx", marks=needs_ort)]
+BACKENDS = ["torch", "torch-compile", "onnx"]
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +174,6 @@ def test_encoder_graph_outputs_all_is_ids_then_z(model) -> None:  # noqa: ANN001
         EncoderGraph(net, outputs="latents")
 
 
-@needs_ort
 def test_onnx_encoder_has_the_z_outputs_and_passes_the_checker(model, cache_dir) -> None:  # noqa: ANN001
     import onnx
 

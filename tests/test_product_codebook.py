@@ -21,8 +21,6 @@ from edgecodec.runtime.graphs import EncoderGraph
 from edgecodec.train import main as train
 from edgecodec.zoo import load_model, save_model
 
-needs_ort = pytest.mark.needs_ort  # skipped where onnx or onnxruntime is missing (conftest.py)
-
 
 def product_tiny() -> ModelConfig:
     """tiny_config with product codebooks at layers 1-2 (8 x 8 sub-codes) and a lighter first encoder."""
@@ -97,7 +95,6 @@ def test_export_graph_searches_like_the_stack(net: HQAStack) -> None:
     assert torch.allclose(out[-1], enc.qerr, atol=1e-6)
 
 
-@needs_ort
 def test_onnx_encoder_matches_torch(net: HQAStack) -> None:
     import onnxruntime as ort
 
@@ -179,7 +176,6 @@ def test_dead_sub_codes_move_onto_busy_ones_of_their_own_group() -> None:
         assert (after[1, i] - before[1, 5]).norm() < 0.2 * before[1, 5].norm()
 
 
-@needs_ort
 def test_onnx_backend_encodes_and_decodes_a_product_model(net: HQAStack, tmp_path: Path) -> None:
     from edgecodec.runtime.onnx_backend import OnnxBackend
     from edgecodec.runtime.torch_backend import TorchBackend

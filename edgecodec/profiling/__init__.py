@@ -62,7 +62,7 @@ from typing import Any
 
 from edgecodec.capture import Size, add_source_arguments, parse_size, source_from_args
 from edgecodec.cliutil import at_least
-from edgecodec.errors import ConfigError, SinkError
+from edgecodec.errors import ConfigError, SinkError, require
 from edgecodec.profiling.inprocess import CpuClock, RecordList, TimedBackend, _source_ns, cpu_threads, run_inprocess
 from edgecodec.profiling.processes import Child, run_processes
 from edgecodec.profiling.records import (
@@ -162,10 +162,7 @@ def _check_args(ns: argparse.Namespace) -> None:
         with source_from_args(_source_ns(ns, None)):
             pass
     if ns.plot is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise ConfigError("--plot needs matplotlib (pip install 'edgecodec[bench]')") from None
+        require("matplotlib", "--plot")
 
 
 def _measure(ns: argparse.Namespace, backend: str, size: Size | None, codecs: dict[str, Any]) -> Measured:

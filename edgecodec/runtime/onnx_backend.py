@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgecodec.errors import ConfigError, EdgecodecError, ModelError
+from edgecodec.errors import ConfigError, EdgecodecError, ModelError, require
 from edgecodec.runtime import cache, check_frames, check_ids, check_layers
 from edgecodec.runtime.graphs import DecoderGraph, EncoderGraph
 
@@ -59,11 +59,7 @@ TRACE_SIZE = (256, 256)  # (H, W) the graphs are traced at; every axis but C is 
 
 
 def _need_onnx():  # noqa: ANN202 - the onnx module
-    try:
-        import onnx
-    except ImportError:
-        raise ConfigError("exporting to ONNX needs the onnx package (pip install 'edgecodec[onnx]')") from None
-    return onnx
+    return require("onnx", "exporting to ONNX")
 
 
 def onnx_versions() -> dict[str, str]:
@@ -400,10 +396,7 @@ def _ensure_int8(model, root, variant: str, force: bool, build: bool, paths: dic
     An int8 decoder is stale when anything it was made from changed: the model (fingerprint), the float decoder and
     encoder graphs (their SHA-256, from their sidecars), the calibration clip, or the versions of the tools.
     """
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ConfigError("int8 decoders need onnxruntime (pip install 'edgecodec[onnx]')") from None
+    ort = require("onnxruntime", "int8 decoders")
     from edgecodec.capture import sample_path
 
     folder = artefact_dir(model, cache.cache_root(root), variant, "int8")
@@ -557,10 +550,7 @@ class OnnxBackend:
         variant: str = "cpu",
         precision: str = "fp32",
     ) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ConfigError("the onnx backend needs onnxruntime (pip install 'edgecodec[onnx]')") from None
+        ort = require("onnxruntime", "the onnx backend")
         self.name = "onnx" if precision == "fp32" else f"onnx-{precision}"
         self.model = model
         self.multiple = model.net.multiple

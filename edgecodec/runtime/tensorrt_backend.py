@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgecodec.errors import ConfigError, ModelError
+from edgecodec.errors import ConfigError, MissingDependencyError, ModelError
 from edgecodec.runtime import cache, check_frames, check_ids, check_layers, tensorrt_missing
 from edgecodec.runtime.graphs import DecoderGraph, EncoderGraph
 
@@ -46,7 +46,10 @@ def require_tensorrt(build: bool = True) -> None:
     """ConfigError unless TensorRT and a CUDA GPU (and, to ``build`` engines, torch-tensorrt) are here."""
     missing = tensorrt_missing(build)
     if missing:
-        raise ConfigError(f"tensorrt backend needs torch-tensorrt and a CUDA GPU (missing here: {missing})")
+        raise MissingDependencyError(
+            f"the tensorrt backend needs torch-tensorrt and a CUDA GPU (missing here: {missing}; "
+            "pip install 'edgecodec[tensorrt]' on a machine with one, see deploy/README.md)"
+        )
 
 
 def profile(size: tuple[int, int], multiple: int) -> dict[str, tuple[int, int]]:
