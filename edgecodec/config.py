@@ -14,6 +14,7 @@ given by path. A preset is flat but for one optional table, and every key is opt
     initial_fill = 0.0     # fraction of the bucket that is full at the start (0: no start-up burst)
     step_up_fill = 0.0     # fraction of the bucket that must be spare before the budget allows a finer layer
     hold_frames = 4        # frames a coarser quality choice must persist before it is taken
+    min_dwell_s = 1.0      # seconds a layer is held after a switch (only the budget cuts it short, to coarser)
     qerr_margin = 0.1      # relative hysteresis band around the thresholds
     inter = true           # P-frames (inter coding in id space); false: every frame is a keyframe
     keyframe_seconds = 2.0 # longest time between keyframes: bounds a late joiner's or a lossy link's wait
@@ -67,6 +68,7 @@ class RateConfig:
     initial_fill: float = 0.0
     step_up_fill: float = 0.0
     hold_frames: int = 4
+    min_dwell_s: float = 1.0
     qerr_margin: float = 0.1
     inter: bool = True
     keyframe_seconds: float = 2.0
@@ -101,6 +103,8 @@ class RateConfig:
         if not math.isfinite(self.step_up_fill) or not 0 <= self.step_up_fill <= 1:
             raise ConfigError(f"{label}: 'step_up_fill' must be in [0, 1], got {self.step_up_fill}")
         _check_range(label, "hold_frames", self.hold_frames, 0, 1000)
+        if not math.isfinite(self.min_dwell_s) or not 0 <= self.min_dwell_s <= 60:
+            raise ConfigError(f"{label}: 'min_dwell_s' must be in [0, 60], got {self.min_dwell_s}")
         if not math.isfinite(self.qerr_margin) or not 0 <= self.qerr_margin < 1:
             raise ConfigError(f"{label}: 'qerr_margin' must be in [0, 1), got {self.qerr_margin}")
         if not isinstance(self.inter, bool):

@@ -12,6 +12,7 @@ import argparse
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from edgecodec.capture import SAMPLE_CLIP, Frame, VideoSource, parse_size, sampl
 from edgecodec.codec import Codec
 from edgecodec.config import add_rate_arguments
 from edgecodec.errors import ConfigError
+from edgecodec.evaluate import psnr
 from edgecodec.rate import RateController
 from edgecodec.receiver import Decoded, FrameReceiver, receive_frames
 from edgecodec.receiver import format_summary as receiver_summary_text
@@ -37,12 +39,14 @@ DRAIN_S = 5.0  # after the last frame is sent, how long the receiver may take to
 
 
 class SideBySide:
-    """Receiver output of the demo: ``original | decoded`` with the layer drawn on, into an mp4 file."""
+    """Receiver output of the demo: ``original | decoded`` into an mp4 file, with the layer, the frame type, the rate
+    over the last second of capture time (kbps, packets as received) and the PSNR against the original drawn on."""
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.recorder = VideoRecorder(path, fps)
         self.originals: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
+        self._recent: deque[tuple[int, int]] = deque()  # (capture time us, bits) of the last second
 
     def keep(self, frame: Frame, seq: int) -> None:
         with self._lock:
@@ -56,7 +60,12 @@ class SideBySide:
         if original is None:
             return True
         p = decoded.packet
-        right = draw_label(decoded.rgb, f"decoded: layer {p.layer}, {decoded.bits / 8000:.2f} kB")
+        self._recent.append((p.timestamp_us, decoded.bits))
+        while self._recent[0][0] < p.timestamp_us - 1_000_000:
+            self._recent.popleft()
+        kbps = sum(bits for _, bits in self._recent) / 1000  # over the last second
+        label = f"layer {p.layer} {'P' if p.is_inter else 'I'}  {kbps:.0f} kbps  {psnr(original, decoded.rgb):.1f} dB"
+        right = draw_label(decoded.rgb, label)
         self.recorder.write(side_by_side(draw_label(original, f"original #{p.seq}"), right), p.timestamp_us)
         return True
 
@@ -94,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         output = SideBySide(ns.out, fps)
         send_codec = Codec(ns.model, backend=ns.backend)
         receive_codec = Codec(ns.model, backend=ns.backend)
-        controller = RateController(config.for_model(send_codec.model.name), send_codec.num_layers)
+        controller = RateController(config.for_model(send_codec.model.name), send_codec.num_layers, fps)
         prefix = ns.stats
         with (
             Receiver("tcp://127.0.0.1:*", bind=True) as rx,

@@ -211,7 +211,8 @@ class FrameSender:
             "kind": "frame", "stream": self.stream, "session": f"{self.session_id:08x}", "seq": self.seq,
             "index": frame.index, "timestamp_us": frame.timestamp_us, "layer": chosen.layer,
             "type": "P" if chosen.is_inter else "I", "ref_seq": chosen.ref_seq, "skipped": made.skipped,
-            "quality_layer": self.controller.last_quality_layer, "bits": made.bits,
+            "quality_layer": self.controller.last_quality_layer, "budget_layer": self.controller.last_budget_layer,
+            "reason": self.controller.last_reason, "bits": made.bits,
             "intra_bytes": chosen.intra_bytes, "inter_bytes": chosen.inter_bytes,
             "switched": chosen.switched, "kept": chosen.kept, "ids_hash": frame_hash(chosen.ids.astype("<i8")),
             "qerr": [round(float(q), 5) for q in code.qerr], "coded_layers": made.coded_layers,
@@ -373,8 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ExitStack() as stack:
         source = stack.enter_context(source_from_args(ns))
         codec = Codec(ns.model, backend=ns.backend, device=ns.device)
-        controller = RateController(config.for_model(codec.model.name), codec.num_layers)
         media_fps = ns.fps or source.native_fps
+        controller = RateController(config.for_model(codec.model.name), codec.num_layers, media_fps or 25.0)
         transport = stack.enter_context(Sender(endpoint, bind=bind, stream=ns.stream, curve=curve))
         log = stack.enter_context(StatsLog(ns.stats))
         save = _open_save(ns.save, codec, media_fps)

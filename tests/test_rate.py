@@ -21,7 +21,8 @@ def qerr_for(target: int, slack: float = 0.01) -> np.ndarray:
 
 
 def test_quality_choice_follows_qerr() -> None:
-    rc = RateController(RateConfig(qerr_thresholds=THRESHOLDS, hold_frames=0, qerr_margin=0), LAYERS)
+    config = RateConfig(qerr_thresholds=THRESHOLDS, hold_frames=0, qerr_margin=0, min_dwell_s=0)
+    rc = RateController(config, LAYERS)
     assert [rc.choose(qerr_for(t), None, 0.0) for t in (1, 4, 6, 2)] == [1, 4, 6, 2]
 
 
@@ -51,17 +52,19 @@ def test_hysteresis_reduces_switches() -> None:
     # qerr of layer 3 hovers around its threshold: without hysteresis the choice flickers between 2 and 3
     qerrs = [np.array([0.0, 0.04, 0.08 + rng.normal(0, 0.004), 0.5, 0.5, 0.5]) for _ in range(600)]
     switches = {}
-    for hold, margin in ((0, 0.0), (4, 0.1)):
-        rc = RateController(RateConfig(qerr_thresholds=THRESHOLDS, hold_frames=hold, qerr_margin=margin), LAYERS)
+    for hold, margin, dwell in ((0, 0.0, 0.0), (4, 0.1, 0.0), (4, 0.1, 1.0)):
+        config = RateConfig(qerr_thresholds=THRESHOLDS, hold_frames=hold, qerr_margin=margin, min_dwell_s=dwell)
+        rc = RateController(config, LAYERS)
         for i, q in enumerate(qerrs):
             rc.choose(q, None, i / 30)
-        switches[hold] = rc.stats.switches
-    assert switches[0] > 100
-    assert switches[4] < switches[0] / 5
+        switches[hold, dwell] = rc.stats.switches
+    assert switches[0, 0.0] > 100
+    assert switches[4, 0.0] < switches[0, 0.0] / 5
+    assert switches[4, 1.0] <= len(qerrs) / 30  # at most one switch a second
 
 
 def test_coarser_waits_hold_frames_finer_is_immediate() -> None:
-    rc = RateController(RateConfig(qerr_thresholds=THRESHOLDS, hold_frames=3, qerr_margin=0), LAYERS)
+    rc = RateController(RateConfig(qerr_thresholds=THRESHOLDS, hold_frames=3, qerr_margin=0, min_dwell_s=0), LAYERS)
     assert rc.choose(qerr_for(2), None, 0) == 2
     assert [rc.choose(qerr_for(5), None, 0) for _ in range(3)] == [2, 2, 5]
     assert rc.choose(qerr_for(1), None, 0) == 1
@@ -111,14 +114,17 @@ def test_lazy_sizes_and_bad_arguments() -> None:
         rc.choose(qerr_for(1), None, 0.0)
 
 
-def test_bucket_starts_empty_so_short_clips_keep_the_budget() -> None:
+def test_the_first_frame_goes_at_the_layer_one_frames_share_affords() -> None:
+    """Issue 14: the bucket starts with one frame's share (100 kbps / 25 fps = 4000 bits), not empty (which sent
+    the first frames at the coarsest layer), nor full (a burst); short clips keep the budget."""
     fps, kbps = 25, 100.0
     config = RateConfig(qerr_thresholds=THRESHOLDS, kbps=kbps, bucket_seconds=2.0, hold_frames=0)
-    rc = RateController(config, LAYERS)
+    rc = RateController(config, LAYERS, frame_rate=fps)
     sizes = [40_000, 20_000, 8_000, 3_000, 1_000, 400]
-    total = sum(sizes[rc.step(np.ones(LAYERS), sizes, i / fps) - 1] for i in range(50))  # 2 s
-    assert total / 2.0 / 1000 <= kbps * 1.10
-    assert rc.last_quality_layer == 1 and rc.stats.over_budget == 1  # only the very first frame
+    layers = [rc.step(np.ones(LAYERS), sizes, i / fps) for i in range(50)]  # 2 s
+    assert layers[0] == 4 and rc.last_reason in ("budget", "dwell")
+    assert sum(sizes[layer - 1] for layer in layers) / 2.0 / 1000 <= kbps * 1.10
+    assert rc.last_quality_layer == 1 and rc.stats.over_budget == 0
 
 
 def test_initial_fill_checked() -> None:
@@ -132,10 +138,44 @@ def test_step_up_fill_makes_runs_instead_of_flicker() -> None:
     runs = {}
     for step_up in (0.0, 0.1):
         config = RateConfig(qerr_thresholds=THRESHOLDS[:5], kbps=kbps, bucket_seconds=2.0, hold_frames=0,
-                            step_up_fill=step_up)  # fmt: skip
+                            step_up_fill=step_up, min_dwell_s=0)  # fmt: skip
         rc = RateController(config, 5)
         total = sum(sizes[rc.step(np.ones(5), sizes, i / fps) - 1] for i in range(fps * seconds))
         assert abs(total / seconds / 1000 - kbps) <= 0.05 * kbps
         assert set(rc.stats.layer_counts) == {3, 4, 5} or set(rc.stats.layer_counts) == {3, 4}
         runs[step_up] = rc.stats.switches
     assert runs[0.0] > 100 and runs[0.1] < runs[0.0] / 5
+
+
+@pytest.mark.parametrize("kbps", [100.0, 300.0])
+def test_dwell_time_at_most_one_switch_a_second_and_the_budget_holds(kbps: float) -> None:
+    """Issue 14: a budget that sits between two layers, steady content: the default preset values (1 s dwell, 10%
+    step-up reserve) switch at most once a second and keep the budget within 10%."""
+    fps, seconds = 25, 30
+    rng = np.random.default_rng(3)
+    config = RateConfig(qerr_thresholds=THRESHOLDS[:5], kbps=kbps, bucket_seconds=1.0, step_up_fill=0.1)
+    rc = RateController(config, 5, frame_rate=fps)
+    total, switches, last = 0, [], None
+    for i in range(fps * seconds):
+        sizes = [int(s) for s in np.array([60_000, 17_000, 5_400, 1_600, 700]) * rng.uniform(0.9, 1.1, 5)]
+        layer = rc.step(np.ones(5), sizes, i / fps)
+        total += sizes[layer - 1]
+        if last is not None and layer != last:
+            switches.append((i / fps, layer > last, rc.last_reason))
+        last = layer
+    assert abs(total / seconds / 1000 - kbps) <= 0.10 * kbps
+    assert 10 <= len(switches) <= seconds  # it does follow the budget, at most once a second
+    for (t0, _, _), (t1, coarser, reason) in zip(switches, switches[1:], strict=False):
+        assert t1 - t0 >= 1.0 - 1e-9 or (coarser and reason == "budget")  # only the budget cuts a dwell short
+
+
+def test_dwell_gives_way_to_the_budget_and_to_a_harder_picture() -> None:
+    config = RateConfig(qerr_thresholds=THRESHOLDS, kbps=1000, hold_frames=0, qerr_margin=0, initial_fill=1.0)
+    rc = RateController(config, LAYERS)
+    sizes = [60_000, 30_000, 10_000, 3_000, 1_000, 400]  # one frame's share: 40_000 bits at 25 fps
+    assert rc.choose(qerr_for(4), sizes, 0.0) == 4  # quality asks for 4: it fits
+    assert rc.choose(qerr_for(2), sizes, 0.04) == 2  # harder picture: finer at once, within the dwell
+    assert rc.choose(qerr_for(5), sizes, 0.08) == 2 and rc.last_reason == "dwell"  # easier: held for 1 s
+    rc.tokens = -29_000  # the held layer no longer fits: the budget cuts the dwell short
+    assert rc.choose(qerr_for(2), sizes, 0.12) == 3 and rc.last_reason == "budget"
+    assert rc.choose(qerr_for(5), sizes, 1.2) == 5  # dwell over
