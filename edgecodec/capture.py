@@ -89,6 +89,12 @@ class FrameSource:
         self._pace_start: float | None = None
         self._pace_index = 0
 
+    @property
+    def expected(self) -> int | None:
+        """How many frames this source will give, where known (for progress bars): the ``frames`` limit, or fewer
+        when the source holds fewer; None for an endless or unknown source."""
+        return self.frames
+
     # -- subclass hooks ------------------------------------------------------------------------------------------
     def _read(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -209,6 +215,11 @@ class VideoSource(FrameSource):
     def backend(self) -> str:
         return self._reader.backend
 
+    @property
+    def expected(self) -> int | None:
+        count = None if self.loop else getattr(self._reader, "count", 0) or None
+        return min(c for c in (self.frames, count) if c is not None) if self.frames or count else None
+
     def _open(self) -> tuple[VideoReader, tuple[np.ndarray, int | None] | None]:
         if self._yuv_size is not None:
             try:
@@ -274,6 +285,10 @@ class ImageFolderSource(FrameSource):
             raise SourceError(f"image folder {str(directory)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self._next = 0
         self.unreadable: list[Path] = []  # images skipped, each reported once on stderr
+
+    @property
+    def expected(self) -> int | None:
+        return self.frames if self.loop else min(len(self.paths), self.frames or len(self.paths))
 
     def _read(self) -> np.ndarray | None:
         while self._next < len(self.paths):

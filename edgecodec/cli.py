@@ -50,14 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edgecodec: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module, func, _ = COMMANDS[name]
+    from edgecodec.cliutil import TERMINATED
+
     try:
-        return int(getattr(importlib.import_module(module), func)(rest) or 0)
+        status = int(getattr(importlib.import_module(module), func)(rest) or 0)
     except EdgecodecError as exc:
         print(f"edgecodec {name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"edgecodec {name}: interrupted", file=sys.stderr)
-        return 130
+        status = 130
+    return 128 + TERMINATED.pop() if status == 130 and TERMINATED else status
 
 
 if __name__ == "__main__":

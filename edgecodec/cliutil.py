@@ -41,14 +41,19 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return _number(int, "an integer", lambda v: v >= minimum, f">= {minimum}")
 
 
+TERMINATED: list[int] = []  # the signal that ended the command (SIGTERM), read by the CLI for its exit status
+
+
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt (main thread only), so ``kill`` ends a stream with its summary."""
+    """Turn SIGTERM into KeyboardInterrupt (main thread only), so ``kill`` ends a stream with its summary; the CLI
+    then exits 143 (128 + SIGTERM), as Ctrl-C exits 130."""
     if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: object) -> None:
+        TERMINATED.append(signum)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, handler)
@@ -56,3 +61,33 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+PLAIN_PROGRESS_S = 5.0  # without a terminal: one progress line this often
+
+
+def progress(iterable: Any, total: int | None, desc: str, unit: str = "frame", *, enabled: bool = True) -> Any:
+    """Iterate ``iterable`` with progress on stderr: a tqdm bar on a terminal, else one plain line every
+    :data:`PLAIN_PROGRESS_S` seconds (logs and pipes get no carriage returns)."""
+    if not enabled:
+        return iterable
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm(iterable, total=total or None, desc=desc, unit=unit, leave=False, file=sys.stderr)
+    return _plain_progress(iterable, total, desc, unit)
+
+
+def _plain_progress(iterable: Any, total: int | None, desc: str, unit: str) -> Iterator[Any]:
+    import time
+
+    start = last = time.monotonic()
+    done = 0
+    for item in iterable:
+        yield item
+        done += 1
+        now = time.monotonic()
+        if now - last >= PLAIN_PROGRESS_S:
+            last = now
+            of = f"/{total} ({100 * done / total:.0f}%)" if total else ""
+            print(f"{desc}: {done}{of} {unit}s, {done / (now - start):.1f} {unit}s/s", file=sys.stderr, flush=True)

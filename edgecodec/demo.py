@@ -9,6 +9,7 @@ been decoded, and writes ``original | decoded`` side by side, with the layer and
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecodec.capture import SAMPLE_CLIP, Frame, VideoSource, parse_size, sample_path
+from edgecodec.cliutil import progress, sigterm_as_interrupt
 from edgecodec.codec import Codec
 from edgecodec.config import add_rate_arguments
 from edgecodec.errors import ConfigError
@@ -139,11 +141,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             sender = FrameSender(send_codec, controller, tx, intra_only=ns.intra_only)
             sender.warm_up()
             send_meter = StreamMeter(interval_s=0)
+            bar = progress(itertools.repeat(None), source.expected, "edgecodec demo")
+            ticks = iter(bar)
+
+            def keep(frame: Frame, seq: int) -> None:
+                output.keep(frame, seq)
+                next(ticks)
+
+            finished = False
             try:
-                stream_frames(source, sender, clock=rate_clock(source, ns.fps), log=send_log, meter=send_meter,
-                              status=None, on_capture=output.keep, should_stop=lambda: bool(errors))  # fmt: skip
+                with sigterm_as_interrupt():
+                    finished = stream_frames(source, sender, clock=rate_clock(source, ns.fps), log=send_log,
+                                             meter=send_meter, status=None, on_capture=keep,
+                                             should_stop=lambda: bool(errors))  # fmt: skip
             finally:
-                drain_until[0] = time.monotonic() + DRAIN_S
+                getattr(bar, "close", lambda: None)()
+                drain_until[0] = time.monotonic() + (DRAIN_S if finished else 0.0)
                 sent.set()
                 thread.join()
                 output.close()
@@ -156,4 +169,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(sender_summary_text(send_result, sender.timer))
     print(receiver_summary_text(receive_result, receiver.timer, []))
     print(f"edgecodec demo: wrote {output.recorder.frames} side-by-side frames to {ns.out}")
-    return 0
+    return 0 if finished else 130

@@ -31,11 +31,10 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from edgecodec import bitstream, zoo
 from edgecodec.capture import IMAGE_SUFFIXES, FrameSource, ImageFolderSource, VideoSource, parse_size
-from edgecodec.cliutil import non_negative, positive
+from edgecodec.cliutil import non_negative, positive, progress
 from edgecodec.codec import Codec
 from edgecodec.coding.gop import InterEncoder, InterSettings, ReferenceStore
 from edgecodec.container import ContainerHeader, ContainerReader, ContainerWriter
@@ -119,8 +118,8 @@ def _atomic_output(path: Path) -> Iterator[Path]:
 
 
 def _progress(iterable: Any, total: int | None, desc: str) -> Any:
-    """tqdm on stderr, shown only when stderr is a terminal."""
-    return tqdm(iterable, total=total or None, desc=desc, unit="frame", disable=None, leave=False, file=sys.stderr)
+    """Progress on stderr: a bar on a terminal, else a line every few seconds (:func:`edgecodec.cliutil.progress`)."""
+    return progress(iterable, total, f"edgecodec {desc}")
 
 
 def _fps_fraction(fps: float | None) -> tuple[int, int]:
@@ -286,7 +285,7 @@ def _encode_frames(
     stats, last = RateStats(), None
     inter = InterEncoder(codec, settings)
     fps = header.fps or DEFAULT_VIDEO_FPS  # the clock of an image folder (no frame rate)
-    frames = _progress(source, source.frames, "encode") if progress else source
+    frames = _progress(source, source.expected, "encode") if progress else source
     with _atomic_output(dst) as part, ContainerWriter(part, header) as writer:
         for frame in frames:
             height, width = frame.rgb.shape[:2]

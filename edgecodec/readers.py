@@ -84,6 +84,7 @@ class PyAVReader:
             self.container.close()
             raise
         self.fps = float(self.stream.average_rate or self.stream.guessed_rate or 0)
+        self.count = int(self.stream.frames or 0)  # from the container's index; 0 when it does not say
         self._packets = self.container.demux(self.stream)
         self._pending: deque[Any] = deque()
         self._start = self.stream.start_time

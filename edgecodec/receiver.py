@@ -575,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     endpoint, bind = endpoint_from_args(ns, role="receiver")
-    normalise_endpoint(endpoint)  # fail fast on a bad endpoint, stream id or key folder, before loading a model
+    normalise_endpoint(endpoint, bind=bind)  # fail fast on a bad endpoint, stream id or keys, before loading a model
     for stream in ns.stream or ():
         check_stream(stream)
     curve = load_server_keys(ns.curve_keys) if ns.curve_keys else None

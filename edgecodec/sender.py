@@ -43,6 +43,7 @@ from edgecodec.runtime import BACKEND_HELP
 from edgecodec.timing import StageTimer, StatsLog, StreamMeter, frame_hash
 from edgecodec.transport import (
     Sender,
+    SenderStats,
     add_transport_arguments,
     check_stream,
     endpoint_from_args,
@@ -244,10 +245,12 @@ def stream_frames(
     status: Callable[[str], None] | None,
     on_capture: Callable[[Frame, int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    watch: ReceiverWatch | None = None,
 ) -> bool:
     """Send every frame of ``source``; True if it ran to the end, False if interrupted or stopped.
 
-    ``on_capture(frame, seq)`` sees each frame before it is encoded (the demo keeps the originals with it)."""
+    ``on_capture(frame, seq)`` sees each frame before it is encoded (the demo keeps the originals with it); ``watch``
+    says when no receiver has come for a while."""
     try:
         while not should_stop():
             start = time.perf_counter_ns()
@@ -263,9 +266,76 @@ def stream_frames(
             if status is not None and meter.due():
                 status(status_line(sender, meter))
             report_handshakes(sender.transport)
+            warning = watch.check() if watch is not None else None
+            if warning is not None:
+                print(f"edgecodec send: {warning}", file=sys.stderr, flush=True)
         return False
     except KeyboardInterrupt:
         return False
+
+
+NO_RECEIVER_WARN_S = 5.0  # a sender with no receiver for this long says what to check
+
+
+class FileOnly:
+    """The transport of ``send --save FILE.ecz`` without ``--bind``/``--connect``: no network; every packet is
+    "sent" to the file alone (:attr:`stats` counts them as sent)."""
+
+    endpoint = "no network"
+    has_receiver = True
+    joined = 0
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        self.stats = SenderStats()
+
+    def send(self, packet: bytes) -> bool:
+        self.stats.sent += 1
+        return True
+
+    def close(self, linger_ms: int = 0) -> None:
+        pass
+
+    def __enter__(self) -> FileOnly:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ReceiverWatch:
+    """One line when no receiver has subscribed for ``after_s`` seconds (from the start, or since the last one
+    left), saying what to check; quiet again once a receiver comes."""
+
+    def __init__(
+        self, transport: Sender, after_s: float = NO_RECEIVER_WARN_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.transport, self.after_s, self.clock = transport, after_s, clock
+        self.since = clock()
+        self.warned = False
+
+    def check(self) -> str | None:
+        now = self.clock()
+        if self.transport.has_receiver:
+            self.since, self.warned = now, False
+            return None
+        if self.warned or now - self.since < self.after_s:
+            return None
+        self.warned = True
+        t = self.transport
+        if getattr(t, "bind", False):
+            where = f"a receiver connects to this machine at {t.endpoint} (--connect on the receiver)"
+        else:
+            where = (
+                f"a receiver is listening at {t.endpoint} (edgecodec receive --bind), and the host and port are right"
+            )
+        keys = (
+            "; with --curve-keys, that the receiver holds this sender's public key"
+            if getattr(t, "curve", False)
+            else ""
+        )
+        return (f"no receiver for {now - self.since:.0f} s, frames are dropped: check that {where}, that no firewall "
+                f"blocks the port{keys}")  # fmt: skip
 
 
 def report_handshakes(transport: object) -> None:
@@ -292,6 +362,7 @@ def summary(sender: FrameSender, meter: StreamMeter, media_fps: float | None) ->
         "over_budget": rate.over_budget, "switches": rate.switches, "rate_config": sender.controller.config.name,
         "budget_kbps": sender.controller.config.kbps, "media_kbps": None,
         "model": sender.codec.model.name, "backend": sender.codec.backend.name,
+        "network": not isinstance(sender.transport, FileOnly),
         "stages": {name: round(s.mean_ms, 3) for name, s in sender.timer.summary().items()},
     }  # fmt: skip
     if media_fps and total.frames:
@@ -309,8 +380,9 @@ def format_summary(s: dict[str, Any], timer: StageTimer) -> str:
         f"{s['kbps']:.1f} kbps sent{media}",
         f"  rate {s['rate_config']} ({budget}): layers {layers}, {s['switches']} switches, "
         f"{s['over_budget']} over budget",
-        f"  sent {s['sent']}, dropped {s['dropped']} (no receiver {s['dropped_no_receiver']}, "
-        f"queue full {s['dropped_queue_full']}); capture to queued p50/p99 {lat}",
+        (f"  sent {s['sent']}, dropped {s['dropped']} (no receiver {s['dropped_no_receiver']}, "
+         f"queue full {s['dropped_queue_full']}); capture to queued p50/p99 {lat}") if s.get("network", True)
+        else f"  saved {s['sent']} packets (no network); capture to saved p50/p99 {lat}",
         timer.table("  sender stages"),
     ])  # fmt: skip
 
@@ -327,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device for the torch backend (default cpu)")
     add_rate_arguments(parser)
     parser.add_argument("--stats", metavar="FILE", help="write one JSON record per frame (and a summary) here")
-    parser.add_argument("--save", metavar="FILE.ecz", help="also write every packet made (sent or dropped) here")
+    parser.add_argument("--save", metavar="FILE.ecz", help="also write every packet made (sent or dropped) here; "
+                        "without --bind or --connect, write the file only (no network)")  # fmt: skip
     parser.add_argument(
         "--wait-receiver",
         type=float,
@@ -367,7 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     config = load_config(ns.rate_config, ns.kbps)
     endpoint, bind = endpoint_from_args(ns, role="sender")
-    normalise_endpoint(endpoint)  # fail fast on a bad endpoint, stream id or key folder, before loading a model
+    offline = ns.save is not None and not (ns.bind or ns.connect)  # --save alone: a file, no network
+    if not offline:
+        normalise_endpoint(endpoint, bind=bind)  # fail fast on a bad endpoint, stream id or keys, before the model
     check_stream(ns.stream)
     curve = load_client_keys(ns.curve_keys, ns.curve_client) if ns.curve_keys else None
     err = sys.stderr
@@ -376,7 +451,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         codec = Codec(ns.model, backend=ns.backend, device=ns.device)
         media_fps = ns.fps or source.native_fps
         controller = RateController(config.for_model(codec.model.name), codec.num_layers, media_fps or 25.0)
-        transport = stack.enter_context(Sender(endpoint, bind=bind, stream=ns.stream, curve=curve))
+        transport = stack.enter_context(
+            FileOnly(ns.stream) if offline else Sender(endpoint, bind=bind, stream=ns.stream, curve=curve)
+        )
         log = stack.enter_context(StatsLog(ns.stats))
         save = _open_save(ns.save, codec, media_fps)
         if save is not None:
@@ -385,7 +462,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                              skip_unchanged=not ns.send_unchanged)  # fmt: skip
         sender.warm_up()
         budget = f"{config.kbps:g} kbps" if not config.unlimited else "no budget"
-        print(f"edgecodec send: stream {ns.stream!r} {'bound to' if bind else 'connecting to'} {transport.endpoint}; "
+        where = (
+            f"saving to {ns.save} only"
+            if offline
+            else f"{'bound to' if bind else 'connecting to'} {transport.endpoint}"
+        )
+        print(f"edgecodec send: stream {ns.stream!r} {where}; "
               f"{source.name}; model {codec.model.name}, backend {codec.backend.name}; "
               f"rate {config.name} ({budget})", file=err, flush=True)  # fmt: skip
         if ns.wait_receiver > 0 and not transport.wait_for_receiver(ns.wait_receiver):
@@ -395,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = None if ns.quiet else (lambda line: print(line, file=err, flush=True))
         with sigterm_as_interrupt():
             finished = stream_frames(source, sender, clock=rate_clock(source, ns.fps), log=log, meter=meter,
-                                     status=status)  # fmt: skip
+                                     status=status, watch=None if offline else ReceiverWatch(transport))  # fmt: skip
         result = summary(sender, meter, media_fps)
         log.write(result)
         transport.close(linger_ms=DRAIN_MS if finished else 0)

@@ -67,15 +67,59 @@ _MAX_SUBSCRIPTIONS = 1024
 
 
 # -- endpoints and stream ids --------------------------------------------------------------------------------------
-def normalise_endpoint(endpoint: str) -> str:
-    """``host:port`` becomes ``tcp://host:port``; the scheme must be tcp, ipc or inproc."""
+def normalise_endpoint(endpoint: str, *, bind: bool | None = None) -> str:
+    """Check an endpoint's form and return it in ZeroMQ's: ``tcp://HOST:PORT``, ``ipc://PATH`` or ``inproc://NAME``.
+
+    ``HOST:PORT`` gains ``tcp://``; a bare ``PORT`` means every interface when binding (``tcp://*:PORT``) and this
+    machine when connecting (``tcp://127.0.0.1:PORT``). A tcp port must be 1..65535, or ``*`` (a free port) when
+    binding; an IPv6 host is written in brackets (``tcp://[::1]:5555``). ``bind`` None checks the form only.
+
+    Raises:
+        TransportError: the endpoint is malformed; the message says what was expected.
+    """
     text = endpoint.strip()
-    if "://" not in text:
+    if text.isdigit():
+        text = f"tcp://{'*' if bind else '127.0.0.1'}:{text}"
+    elif "://" not in text:
         text = f"tcp://{text}"
-    scheme = text.split("://", 1)[0]
-    if scheme not in ("tcp", "ipc", "inproc") or text.endswith("://"):
-        raise TransportError(f"bad endpoint {endpoint!r}: expected tcp://HOST:PORT, ipc://PATH or inproc://NAME")
+    scheme, _, rest = text.partition("://")
+    expected = "expected tcp://HOST:PORT (e.g. tcp://*:5555 to bind, tcp://192.168.1.20:5555 to connect)"
+    if scheme not in ("tcp", "ipc", "inproc") or not rest:
+        raise TransportError(f"bad endpoint {endpoint!r}: {expected}, ipc://PATH or inproc://NAME")
+    if scheme == "tcp":
+        _check_tcp(endpoint, rest, bind, expected)
     return text
+
+
+def _check_tcp(endpoint: str, rest: str, bind: bool | None, expected: str) -> None:
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host:
+        raise TransportError(f"bad endpoint {endpoint!r}: no port; {expected}")
+    if host.startswith("[") != host.endswith("]") or (":" in host and not host.startswith("[")):
+        raise TransportError(f"bad endpoint {endpoint!r}: write an IPv6 address in brackets, tcp://[::1]:5555")
+    if port == "*":
+        if bind is False:
+            raise TransportError(f"bad endpoint {endpoint!r}: a port of * only makes sense with --bind")
+        return
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise TransportError(f"bad endpoint {endpoint!r}: port {port!r} is not a number in 1..65535")
+    if bind is False and host != "*":
+        _check_resolves(endpoint, host.strip("[]"), int(port))
+    elif bind is False:
+        raise TransportError(f"bad endpoint {endpoint!r}: * is for --bind; to connect, name the receiver's host")
+
+
+def _check_resolves(endpoint: str, host: str, port: int) -> None:
+    """A host name to connect to must resolve now: else ZeroMQ retries forever and every frame is dropped unseen."""
+    import socket
+
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise TransportError(
+            f"cannot connect to {endpoint!r}: host {host!r} does not resolve ({getattr(exc, 'strerror', exc)}); "
+            "check the receiver's address"
+        ) from None
 
 
 def check_stream(stream: str) -> bytes:
@@ -102,7 +146,7 @@ def _configure(sock: zmq.Socket, hwm: int) -> None:
 
 
 def _attach(sock: zmq.Socket, endpoint: str, bind: bool) -> str:
-    endpoint = normalise_endpoint(endpoint)
+    endpoint = normalise_endpoint(endpoint, bind=bind)
     try:
         if bind:
             sock.bind(endpoint)
@@ -239,6 +283,7 @@ class Sender:
     ) -> None:
         self._topic = check_stream(stream)
         self.stream = stream
+        self.bind, self.curve = bind, curve is not None
         self.stats = SenderStats()
         self._subscriptions: set[bytes] = set()
         self.joined = 0

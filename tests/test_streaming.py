@@ -265,7 +265,7 @@ def test_receiver_and_sender_restarts(procs: list[Proc], tmp_path: Path) -> None
     restarted.stop()
     second.stop()
     status, out = second.finish(20)
-    assert status == 130 and "2 session(s)" in out
+    assert status == 143 and "2 session(s)" in out
     summary = records(tmp_path / "r2.jsonl", "summary")[0]["streams"]["main"]
     assert summary["sessions"] == 2 and summary["gaps"] < 100  # a restart is not billions of lost frames
 
@@ -288,7 +288,7 @@ def test_curve_sender_with_unknown_key_delivers_nothing(procs: list[Proc], tmp_p
     assert bad.finish(60)[0] == 0 and good.finish(60)[0] == 0
     assert "no receiver after 3 s" in bad.stderr  # the handshake never completed
     receiver.stop()
-    assert receiver.finish(30)[0] == 130
+    assert receiver.finish(30)[0] == 143  # 128 + SIGTERM
     streams = records(tmp_path / "r.jsonl", "summary")[0]["streams"]
     assert set(streams) == {"good"} and streams["good"]["received"] == 15
     assert records(tmp_path / "b.jsonl", "summary")[0]["dropped_no_receiver"] == 15
@@ -331,7 +331,8 @@ def test_hostile_packets_are_counted_not_fatal() -> None:
         (["send", "--synthetic", "--kbps", "-5"], "--kbps must be >= 0"),
         (["send", "--synthetic", "--connect", "bogus://x"], "bad endpoint"),
         (["send", "--synthetic", "--stream", "no spaces"], "stream id"),
-        (["receive", "--bind", "tcp://nowhere:abc", "--headless"], "cannot bind"),
+        (["receive", "--bind", "tcp://nowhere:abc", "--headless"], "port 'abc' is not a number"),
+        (["receive", "--bind", "tcp://nowhere.invalid:5555", "--headless"], "cannot bind"),
         (["receive", "--headless", "--curve-keys", "no-such-dir"], "CURVE key"),
         (["receive", "--record", "no/such/folder/out.mp4"], "does not exist"),
     ],

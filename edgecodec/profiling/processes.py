@@ -168,7 +168,7 @@ def run_processes(ns: argparse.Namespace, backend: str, size: Size | None) -> Me
                 child.kill()
         if sender.popen.returncode != 0:
             raise EdgecodecError(f"edgecodec send failed (status {sender.popen.returncode}): {sender.last_line()}")
-        if receiver.popen.returncode not in (0, 130, -signal.SIGTERM):
+        if receiver.popen.returncode not in (0, 130, 128 + signal.SIGTERM, -signal.SIGTERM):
             raise EdgecodecError(f"edgecodec receive failed (status {receiver.popen.returncode}): "
                                  f"{receiver.last_line()}")  # fmt: skip
         sent, got = _read_jsonl(send_stats), _read_jsonl(got_stats)
