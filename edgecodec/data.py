@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from edgecodec.errors import SourceError
 from edgecodec.readers import read_image
+
+if TYPE_CHECKING:  # imported where tensors are made: listing and reading images needs no torch
+    import torch
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm"}
 
@@ -37,11 +40,15 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """RGB uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
     """Float (N, 3, H, W) in [0, 1] -> RGB uint8 (N, H, W, 3), rounded."""
+    import torch
+
     return frames.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -49,10 +56,14 @@ class CropSampler:
     """Random square crops with horizontal and vertical flips, drawn from images held on ``device``."""
 
     def __init__(self, images: Sequence[np.ndarray], device: torch.device | str = "cpu") -> None:
+        import torch
+
         self.images = [torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).to(device) for im in images]
         self.device = torch.device(device)
 
     def sample(self, batch: int, crop: int, gen: np.random.Generator) -> torch.Tensor:
+        import torch
+
         out = torch.empty(batch, 3, crop, crop, dtype=torch.uint8, device=self.device)
         for b in range(batch):
             im = self.images[int(gen.integers(len(self.images)))]

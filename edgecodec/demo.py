@@ -24,7 +24,6 @@ from edgecodec.cliutil import progress, sigterm_as_interrupt
 from edgecodec.codec import Codec
 from edgecodec.config import add_rate_arguments
 from edgecodec.errors import ConfigError
-from edgecodec.evaluate import psnr
 from edgecodec.rate import RateController
 from edgecodec.receiver import Decoded, FrameReceiver, receive_frames
 from edgecodec.receiver import format_summary as receiver_summary_text
@@ -49,6 +48,9 @@ class SideBySide:
         self.originals: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
         self._recent: deque[tuple[int, int]] = deque()  # (capture time us, bits) of the last second
+        from edgecodec.evaluate import psnr  # with torch: not imported for --help
+
+        self._psnr = psnr
 
     def keep(self, frame: Frame, seq: int) -> None:
         with self._lock:
@@ -66,7 +68,8 @@ class SideBySide:
         while self._recent[0][0] < p.timestamp_us - 1_000_000:
             self._recent.popleft()
         kbps = sum(bits for _, bits in self._recent) / 1000  # over the last second
-        label = f"layer {p.layer} {'P' if p.is_inter else 'I'}  {kbps:.0f} kbps  {psnr(original, decoded.rgb):.1f} dB"
+        quality = self._psnr(original, decoded.rgb)
+        label = f"layer {p.layer} {'P' if p.is_inter else 'I'}  {kbps:.0f} kbps  {quality:.1f} dB"
         right = draw_label(decoded.rgb, label)
         self.recorder.write(side_by_side(draw_label(original, f"original #{p.seq}"), right), p.timestamp_us)
         return True

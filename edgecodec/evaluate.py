@@ -37,7 +37,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
 import zstandard
 
 from edgecodec.bitstream import HEADER_SIZE
@@ -68,6 +67,12 @@ LAYER_KEYS = (
 )
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 # ---- metrics ------------------------------------------------------------------------------------------------
 def psnr(ref: np.ndarray, out: np.ndarray) -> float:
     """PSNR in dB of two uint8 images over every channel, capped at :data:`PSNR_CAP`."""
@@ -80,6 +85,8 @@ def ms_ssim(ref: np.ndarray, out: np.ndarray) -> float | None:
     if min(ref.shape[:2]) < MSSSIM_MIN_SIDE:
         return None
     _ms_ssim = require("pytorch_msssim", "MS-SSIM", package="pytorch-msssim").ms_ssim
+
+    import torch
 
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
@@ -234,7 +241,7 @@ def evaluate(codec: Codec, paths: Sequence[Path], data: str, progress: bool = Tr
         "fingerprint": codec.model.fingerprint_hex,
         "data": data,
         "backend": codec.backend.name,
-        "threads": torch.get_num_threads(),
+        "threads": _torch_threads(),
         "images": len(per_image),
         "ms_ssim_images": sum(im["layers"][0]["ms_ssim"] is not None for im in per_image),
         "header_bytes": HEADER_SIZE,
@@ -367,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.max_images is not None and args.max_images < 1:
         ap.error("--max-images must be >= 1")
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
     paths = list_images([args.data])[: args.max_images]
     codec = Codec(args.model, backend=args.backend)

@@ -38,7 +38,6 @@ from edgecodec.cliutil import non_negative, positive, progress
 from edgecodec.codec import Codec
 from edgecodec.coding.gop import InterEncoder, InterSettings, ReferenceStore
 from edgecodec.container import ContainerHeader, ContainerReader, ContainerWriter
-from edgecodec.data import read_rgb
 from edgecodec.errors import (
     BitstreamError,
     ConfigError,
@@ -48,6 +47,7 @@ from edgecodec.errors import (
     UnknownModelError,
 )
 from edgecodec.paths import check_input_file, check_output_file
+from edgecodec.readers import read_image
 from edgecodec.runtime import BACKEND_HELP
 from edgecodec.sinks import VideoRecorder
 
@@ -193,7 +193,7 @@ class _ImageSource(FrameSource):
     def __init__(self, path: Path, size: tuple[int, int] | None = None) -> None:
         super().__init__(size=size, clock_us=lambda: 0)
         self.name = f"image {str(path)!r}"
-        self._rgb: np.ndarray | None = read_rgb(path)
+        self._rgb: np.ndarray | None = read_image(path)
 
     def _read(self) -> np.ndarray | None:
         rgb, self._rgb = self._rgb, None

@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -138,14 +139,16 @@ def count_ids(
 
 
 def train_layer(  # noqa: C901
-    net, layer, sampler, args, d: Dist, ckpt, start_step, opt_state, pbar_desc, history: list | None = None
+    net, layer, sampler, args, d: Dist, ckpt, start_step, opt_state, pbar_desc, history: list | None = None,
+    start_frac: float = 0.0,
 ) -> dict:
     """Train ``layer``; mid-layer checkpoints carry ``history`` (the results of the layers before), so that a
-    resumed run still reports them."""
+    resumed run still reports them, and the fraction of the schedule done (``start_frac`` when resumed: a run with
+    --time-budget goes on with the time left). Ctrl-C saves a checkpoint at the current step."""
     lyr = net.layers[layer - 1]
     steps, crop, batch = args.steps[layer - 1], args.crop[layer - 1], args.batch
     budget = args.time_budget * steps / sum(args.steps) if args.time_budget else 0.0
-    t_start = time.time()
+    t_start = time.time() - start_frac * budget
 
     def progress(step: int) -> float:
         """Fraction of this layer's schedule done: by steps, or by time when --time-budget is set."""
@@ -168,7 +171,10 @@ def train_layer(  # noqa: C901
     finetune = progress(start_step) >= 1 - FINETUNE_FRACTION
     opt = make_opt(finetune)
     if opt_state is not None:
-        opt.load_state_dict(opt_state)
+        try:
+            opt.load_state_dict(opt_state)
+        except ValueError:  # saved in the other phase (a resume with other --steps): a fresh optimiser state
+            pass
     if start_step == 0:
         x0 = sampler.sample(max(batch, 16), crop, gen).to(d.device)
         init_codebook(net, layer, x0, tgen)
@@ -183,60 +189,70 @@ def train_layer(  # noqa: C901
                 dynamic_ncols=True, mininterval=2.0)
     shown_psnr = float("nan")
     step = start_step
-    while (frac := progress(step)) < 1.0:
-        if d.world > 1:  # every rank follows rank 0's clock, so that all of them switch phase together
-            t = torch.tensor([frac], device=d.device)
-            dist.broadcast(t, 0)
-            frac = float(t)
-        main_frac = frac / (1 - FINETUNE_FRACTION)
-        if main_frac >= 1 and not finetune:
-            finetune = True
-            opt = make_opt(True)
-        lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        x = sampler.sample(batch, crop, gen).to(d.device)
-        net.train()
-        if finetune:
-            lyr.encoder.eval()
-            lyr.quantizer.eval()
-        lyr.quantizer.temperature = max(0.1, 0.1 ** min(1.0, main_frac))
-        target = net.layer_input(x, layer)
-        recon, ids, losses = net(x, layer)
-        rec = F.mse_loss(recon, target) / target.var().detach().clamp_min(1e-6)
-        loss = rec
-        if layer > 1:  # pixel loss through the frozen decoders below (the continuous decode path)
-            below = net.layers[layer - 2]
-            pix = net.decode_from(F.normalize(below.denormalize(recon), dim=1), layer - 1, requantize=False)
-            loss = PIXEL_WEIGHT * F.mse_loss(pix, x) / x.var().detach().clamp_min(1e-6) + Z_WEIGHT * rec
-        if not finetune:
-            loss = loss + KL_WEIGHT * losses["kl"] + COMMIT_WEIGHT * losses["commit"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        params = [p for g in opt.param_groups for p in g["params"]]
-        if d.world > 1:
-            for p in params:
-                if p.grad is not None:
-                    dist.all_reduce(p.grad)
-                    p.grad /= d.world
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        if not finetune:
-            usage += lyr.quantizer.usage(ids)
-            if (step + 1) % DEAD_CODE_EVERY == 0:
-                if main_frac < 0.8:
-                    reset_dead_codes(net, layer, d.all_sum(usage), tgen)
-                usage.zero_()
-        if d.main and step % 50 == 0:
-            with torch.no_grad():
-                net.eval()
-                shown_psnr = psnr(net.reconstruct(x[:8], layer), x[:8])
-            tau = lyr.quantizer.temperature
-            pbar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{shown_psnr:.2f}", tau=f"{tau:.2f}")
-        if d.main and ckpt is not None and (step + 1) % args.ckpt_every == 0:
-            save_checkpoint(ckpt, net, opt, {"layer": layer, "step": step + 1, "history": json.dumps(history or [])})
-        step += 1
-        pbar.update(1)
+    try:
+        while (frac := progress(step)) < 1.0:
+            if d.world > 1:  # every rank follows rank 0's clock, so that all of them switch phase together
+                t = torch.tensor([frac], device=d.device)
+                dist.broadcast(t, 0)
+                frac = float(t)
+            main_frac = frac / (1 - FINETUNE_FRACTION)
+            if main_frac >= 1 and not finetune:
+                finetune = True
+                opt = make_opt(True)
+            lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x = sampler.sample(batch, crop, gen).to(d.device)
+            net.train()
+            if finetune:
+                lyr.encoder.eval()
+                lyr.quantizer.eval()
+            lyr.quantizer.temperature = max(0.1, 0.1 ** min(1.0, main_frac))
+            target = net.layer_input(x, layer)
+            recon, ids, losses = net(x, layer)
+            rec = F.mse_loss(recon, target) / target.var().detach().clamp_min(1e-6)
+            loss = rec
+            if layer > 1:  # pixel loss through the frozen decoders below (the continuous decode path)
+                below = net.layers[layer - 2]
+                pix = net.decode_from(F.normalize(below.denormalize(recon), dim=1), layer - 1, requantize=False)
+                loss = PIXEL_WEIGHT * F.mse_loss(pix, x) / x.var().detach().clamp_min(1e-6) + Z_WEIGHT * rec
+            if not finetune:
+                loss = loss + KL_WEIGHT * losses["kl"] + COMMIT_WEIGHT * losses["commit"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            params = [p for g in opt.param_groups for p in g["params"]]
+            if d.world > 1:
+                for p in params:
+                    if p.grad is not None:
+                        dist.all_reduce(p.grad)
+                        p.grad /= d.world
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            if not finetune:
+                usage += lyr.quantizer.usage(ids)
+                if (step + 1) % DEAD_CODE_EVERY == 0:
+                    if main_frac < 0.8:
+                        reset_dead_codes(net, layer, d.all_sum(usage), tgen)
+                    usage.zero_()
+            if d.main and step % 50 == 0:
+                with torch.no_grad():
+                    net.eval()
+                    shown_psnr = psnr(net.reconstruct(x[:8], layer), x[:8])
+                tau = lyr.quantizer.temperature
+                pbar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{shown_psnr:.2f}", tau=f"{tau:.2f}")
+            if d.main and ckpt is not None and (step + 1) % args.ckpt_every == 0:
+                save_checkpoint(ckpt, net, opt, {"layer": layer, "step": step + 1, "frac": progress(step + 1),
+                                             "history": json.dumps(history or [])})  # fmt: skip
+            step += 1
+            pbar.update(1)
+    except KeyboardInterrupt:  # Ctrl-C: a resumable checkpoint, then the interrupt goes on (exit 130)
+        if d.main and ckpt is not None:
+            save_checkpoint(ckpt, net, opt, {"layer": layer, "step": step, "frac": progress(step),
+                                             "history": json.dumps(history or [])})  # fmt: skip
+            pbar.close()
+            print(f"interrupted at layer {layer}, step {step}: saved {ckpt}; run the same command with --resume "
+                  "to go on", file=sys.stderr)  # fmt: skip
+        raise
     pbar.close()
     return {"layer": layer, "steps": step, "train_psnr": shown_psnr}
 
@@ -252,9 +268,19 @@ def init_from(net: HQAStack, model: str, start_layer: int) -> None:
         net.layers[i].load_state_dict(src.layers[i].state_dict())
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The module docstring as written, and the default of every option that has one in its help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        has_default = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        if has_default and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="edgecodec train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="edgecodec train", description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders of training images (recursive)")
     ap.add_argument("--val", nargs="*", default=[], metavar="DIR",
                     help="validation folders: excluded from training, used to report PSNR per layer")
@@ -264,14 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--steps", type=int, nargs="+", default=[4000], help="steps per layer (one value or one per layer)")
     ap.add_argument("--crop", type=int, nargs="+", default=[128, 128, 256, 256, 256], help="crop size per layer")
     ap.add_argument("--batch", type=int, default=16, help="batch per process")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine schedule down to 0.1x)")
+    ap.add_argument("--seed", type=int, default=0, help="random seed of crops, codebook init and dead-code resets")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--resume", action="store_true", help="continue from OUT.ckpt.pt")
     ap.add_argument("--time-budget", type=float, default=0.0, metavar="SECONDS",
                     help="train for about this many seconds in all; layers share it in proportion to --steps, and "
                          "schedules follow the clock")
-    ap.add_argument("--ckpt-every", type=int, default=500)
+    ap.add_argument("--ckpt-every", type=int, default=500, help="steps between checkpoints (OUT.ckpt.pt; Ctrl-C "
+                    "also saves one)")
     ap.add_argument("--init", metavar="MODEL", help="start from this model's weights (layers that fit)")
     ap.add_argument("--start-layer", type=int, default=1, help="train from this layer on (the ones below stay as "
                     "initialised by --init)")
@@ -312,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoint_path(out) if d.main else None
-    start_layer, start_step, opt_state, history = args.start_layer, 0, None, []
+    start_layer, start_step, opt_state, history, start_frac = args.start_layer, 0, None, [], 0.0
     if args.init:
         init_from(net, args.init, args.start_layer)
     if args.resume and checkpoint_path(out).is_file():
@@ -321,12 +348,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         start_layer, start_step = saved["state"]["layer"], saved["state"]["step"]
         history = json.loads(saved["state"].get("history", "[]"))
         opt_state = saved["opt"] if start_step else None
+        start_frac = float(saved["state"].get("frac", 0.0))
         if d.main:
             print(f"resuming at layer {start_layer}, step {start_step}")
     t0 = time.time()
     for layer in range(start_layer, n + 1):
-        res = train_layer(net, layer, sampler, args, d, ckpt, start_step, opt_state, f"layer {layer}/{n}", history)
-        start_step, opt_state = 0, None
+        res = train_layer(net, layer, sampler, args, d, ckpt, start_step, opt_state, f"layer {layer}/{n}", history,
+                          start_frac)  # fmt: skip
+        start_step, opt_state, start_frac = 0, None, 0.0
         if val_images:
             res["val_psnr"] = validate(net, val_images, layer, d.device)
         history.append(res)

@@ -20,16 +20,19 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
 
 from edgecodec.errors import ModelError
-from edgecodec.nn import HQAStack, ModelConfig
+
+if TYPE_CHECKING:  # torch is imported when a model is loaded, not with this module (fast --help, issue 14)
+    import torch
+
+    from edgecodec.nn import HQAStack, ModelConfig
 
 DEFAULT_MODEL = "hqa5"
 FINGERPRINT_BYTES = 8
@@ -148,6 +151,8 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.dev
         raise ModelError(f"{path}: not a readable safetensors file ({exc})") from None
     if meta.get("format") != "edgecodec-model/1" or "config" not in meta:
         raise ModelError(f"{path}: not an edgecodec model (missing edgecodec metadata)")
+    from edgecodec.nn import ModelConfig
+
     try:
         config = ModelConfig.from_dict(json.loads(meta["config"]))
     except ModelError as exc:
@@ -155,6 +160,10 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.dev
     except (KeyError, TypeError, ValueError, RecursionError) as exc:
         raise ModelError(f"{path}: bad architecture metadata ({str(exc)[:200]})") from None
     fp = fingerprint(config, tensors)
+    import torch
+
+    from edgecodec.nn import HQAStack
+
     if fp.hex() != meta.get("fingerprint"):
         raise ModelError(f"{path}: fingerprint mismatch (file says {meta.get('fingerprint')}, content is {fp.hex()})")
     try:

@@ -99,3 +99,35 @@ def test_ddp_with_two_gloo_processes(image_dir: Path, tmp_path: Path) -> None:
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["training"]["batch"] == 8  # 2 processes x 4
     assert m.num_layers == 3
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resume_goes_on_from(image_dir: Path, tmp_path: Path) -> None:
+    """Issue 14: Ctrl-C during training saves a resumable checkpoint at the current step and exits 130."""
+    import signal
+    import time
+
+    out = tmp_path / "c"
+    argv = [sys.executable, "-m", "edgecodec", "train", "--data", str(image_dir), "--out", str(out), "--arch", "tiny",
+            "--crop", "32", "--batch", "4", "--seed", "1", "--steps", "100000", "1", "1"]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        line = ""
+        while "layer 1/3" not in line:  # the first progress line: training has started
+            line = proc.stderr.readline()
+            assert line, "training ended before it started"
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted at layer 1" in err and "--resume" in err
+    state = torch.load(tmp_path / "c.ckpt.pt", weights_only=True)["state"]
+    assert state["layer"] == 1 and state["step"] > 0
+    resumed = subprocess.run([*argv[:-3], "1", "1", "1", "--resume", "--quiet"], capture_output=True, text=True,
+                             timeout=300, env=env)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming at layer 1, step {state['step']}" in resumed.stdout
+    assert load_model(out.with_suffix(".safetensors")).num_layers == 3
