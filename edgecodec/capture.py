@@ -372,16 +372,18 @@ _SIZE_RE = re.compile(r"(\d{1,5})x(\d{1,5})")
 def parse_size(text: str) -> Size:
     """Parse ``WxH`` (e.g. ``640x480``) strictly; ConfigError otherwise."""
     match = _SIZE_RE.fullmatch(text.strip())
-    if match is None or not all(1 <= int(v) <= MAX_SIDE for v in match.groups()):
+    if match is None:
         raise ConfigError(f"--size: expected WxH, e.g. 640x480, got {text!r}")
+    if not all(1 <= int(v) <= MAX_SIDE for v in match.groups()):
+        raise ConfigError(f"--size: width and height must be 1..{MAX_SIDE} pixels, got {text!r}")
     return int(match.group(1)), int(match.group(2))
 
 
 def _size_arg(text: str) -> Size:
     try:
         return parse_size(text)
-    except ConfigError:
-        raise argparse.ArgumentTypeError(f"expected WxH, e.g. 640x480, got {text!r}") from None
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--size: ")) from None
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:

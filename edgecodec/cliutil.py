@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 
 def _number(kind: type, what: str, accept: Callable[[Any], bool], requirement: str) -> Callable[[str], Any]:
@@ -91,3 +91,11 @@ def _plain_progress(iterable: Any, total: int | None, desc: str, unit: str) -> I
             last = now
             of = f"/{total} ({100 * done / total:.0f}%)" if total else ""
             print(f"{desc}: {done}{of} {unit}s, {done / (now - start):.1f} {unit}s/s", file=sys.stderr, flush=True)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``edgecodec send: error: MESSAGE (see edgecodec send --help)`` and exit 2,
+    instead of the usage block first (issue 14: an error line that names the problem, nothing to scroll past)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecodec.capture import SAMPLE_CLIP, Frame, VideoSource, parse_size, sample_path
-from edgecodec.cliutil import progress, sigterm_as_interrupt
+from edgecodec.cliutil import ArgumentParser, progress, sigterm_as_interrupt
 from edgecodec.codec import Codec
 from edgecodec.config import add_rate_arguments
 from edgecodec.errors import ConfigError
@@ -79,7 +79,7 @@ class SideBySide:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="edgecodec demo",
         description="Stream the shipped sample clip through a sender and a receiver on loopback and write "
         "original | decoded side by side to an mp4 file.",

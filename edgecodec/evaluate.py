@@ -26,7 +26,6 @@ Every packet is decoded back and its ids compared with the encoder's, so the tab
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -40,6 +39,7 @@ import numpy as np
 import zstandard
 
 from edgecodec.bitstream import HEADER_SIZE
+from edgecodec.cliutil import ArgumentParser
 from edgecodec.codec import Codec
 from edgecodec.data import list_images, read_rgb
 from edgecodec.entropy import ideal_bits
@@ -360,7 +360,7 @@ def update_card(codec: Codec, result: dict[str, Any]) -> Path:
 # ---- CLI ----------------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     """`edgecodec eval`: per-layer rate-distortion of a model on an image folder, beside JPEG and WebP."""
-    ap = argparse.ArgumentParser(prog="edgecodec eval", description=main.__doc__)
+    ap = ArgumentParser(prog="edgecodec eval", description=main.__doc__)
     ap.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
     ap.add_argument("--data", required=True, help="folder of images (searched recursively)")
     ap.add_argument("--json", metavar="FILE", help="write every measure as JSON")

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edgecodec.cliutil import ArgumentParser
 from edgecodec.errors import ConfigError, EdgecodecError
 from edgecodec.runtime import cache
 from edgecodec.zoo import DEFAULT_MODEL, load_model
@@ -57,7 +58,7 @@ def synthetic_frame(size: tuple[int, int], seed: int = 0) -> np.ndarray:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
+    ap = ArgumentParser(
         prog="edgecodec export",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

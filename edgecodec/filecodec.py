@@ -34,7 +34,7 @@ import numpy as np
 
 from edgecodec import bitstream, zoo
 from edgecodec.capture import IMAGE_SUFFIXES, FrameSource, ImageFolderSource, VideoSource, parse_size
-from edgecodec.cliutil import non_negative, positive, progress
+from edgecodec.cliutil import ArgumentParser, non_negative, positive, progress
 from edgecodec.codec import Codec
 from edgecodec.coding.gop import InterEncoder, InterSettings, ReferenceStore
 from edgecodec.container import ContainerHeader, ContainerReader, ContainerWriter
@@ -211,7 +211,7 @@ def open_input(path: Path, size: tuple[int, int] | None = None, frames: int | No
 
 
 def _encode_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = ArgumentParser(
         prog="edgecodec encode",
         description="Encode an image, image folder or video into an .ecz file: one packet per frame, all at one layer.",
     )
@@ -378,7 +378,7 @@ def _write_image(path: Path, rgb: np.ndarray, name: Path) -> None:
 
 
 def _decode_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = ArgumentParser(
         prog="edgecodec decode",
         description="Decode an .ecz file into an image or a video."
         " The output suffix chooses: an image (png, ...) holds one frame (--frame K, default"
@@ -573,7 +573,7 @@ def _timestamps_text(stamps: dict[str, int] | None) -> str:
 
 def main_info(argv: Sequence[str] | None = None) -> int:
     """`edgecodec info IN.ecz [--json]`."""
-    ap = argparse.ArgumentParser(prog="edgecodec info", description="Describe an .ecz file (reads every packet).")
+    ap = ArgumentParser(prog="edgecodec info", description="Describe an .ecz file (reads every packet).")
     ap.add_argument("input", help=".ecz file")
     ap.add_argument("--json", action="store_true", help="print JSON")
     args = ap.parse_args(argv)

@@ -36,7 +36,7 @@ import numpy as np
 
 from edgecodec import bitstream
 from edgecodec.capture import wall_clock_us
-from edgecodec.cliutil import non_negative, positive, sigterm_as_interrupt
+from edgecodec.cliutil import ArgumentParser, non_negative, positive, sigterm_as_interrupt
 from edgecodec.codec import Codec
 from edgecodec.coding.gop import ReferenceStore
 from edgecodec.errors import (
@@ -513,7 +513,7 @@ def format_summary(s: dict[str, Any], timer: StageTimer, paths: list[str]) -> st
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="edgecodec receive", description="Receive, decode and display, record or count one or more streams."
     )
     add_transport_arguments(parser, role="receiver")

@@ -31,7 +31,7 @@ import numpy as np
 
 from edgecodec import bitstream
 from edgecodec.capture import CameraSource, Frame, FrameSource, add_source_arguments, source_from_args, wall_clock_us
-from edgecodec.cliutil import sigterm_as_interrupt
+from edgecodec.cliutil import ArgumentParser, sigterm_as_interrupt
 from edgecodec.codec import Codec, FrameCode
 from edgecodec.coding.gop import CodedFrame, InterEncoder
 from edgecodec.config import RateConfig, add_rate_arguments, load_rate_config
@@ -388,7 +388,7 @@ def format_summary(s: dict[str, Any], timer: StageTimer) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="edgecodec send",
         description="Encode a camera, video or image source and stream it over ZeroMQ, one layer per frame.",
     )

@@ -26,6 +26,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from edgecodec.cliutil import ArgumentParser
 from edgecodec.data import CropSampler, list_images, read_rgb, to_tensor
 from edgecodec.errors import ConfigError
 from edgecodec.nn import ARCHITECTURES, HQAStack, ModelConfig
@@ -280,7 +281,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="edgecodec train", description=__doc__, formatter_class=HelpFormatter)
+    ap = ArgumentParser(prog="edgecodec train", description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders of training images (recursive)")
     ap.add_argument("--val", nargs="*", default=[], metavar="DIR",
                     help="validation folders: excluded from training, used to report PSNR per layer")

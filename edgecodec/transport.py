@@ -53,6 +53,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from edgecodec.authz import AllowList, HandshakeMonitor
+from edgecodec.cliutil import ArgumentParser
 from edgecodec.errors import ConfigError, TransportError
 
 DEFAULT_STREAM = "main"
@@ -243,7 +244,7 @@ def create_keys(directory: str | Path, *, force: bool = False, add_client: str |
 
 def main_keygen(argv: Sequence[str] | None = None) -> int:
     """``edgecodec keygen --out DIR [--add-client NAME] [--force]``."""
-    parser = argparse.ArgumentParser(prog="edgecodec keygen", description="Make CURVE keys for encrypted streams.")
+    parser = ArgumentParser(prog="edgecodec keygen", description="Make CURVE keys for encrypted streams.")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the keys")
     parser.add_argument("--add-client", metavar="NAME", help="only add (and authorise) one more client key pair")
     parser.add_argument("--force", action="store_true", help="overwrite existing keys")

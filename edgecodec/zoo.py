@@ -13,7 +13,6 @@ layer's prior as ``prior_{name}.{l}`` (e.g. the context prior's ``prior_mode``, 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
 
+from edgecodec.cliutil import ArgumentParser
 from edgecodec.errors import ModelError
 
 if TYPE_CHECKING:  # torch is imported when a model is loaded, not with this module (fast --help, issue 14)
@@ -232,7 +232,7 @@ def check_priors(model: Model) -> None:
 
 def main_models(argv: Sequence[str] | None = None) -> int:
     """`edgecodec models`: list the models found in the model folders."""
-    ap = argparse.ArgumentParser(prog="edgecodec models", description=main_models.__doc__)
+    ap = ArgumentParser(prog="edgecodec models", description=main_models.__doc__)
     ap.add_argument("--json", action="store_true", help="print the model cards as JSON")
     args = ap.parse_args(argv)
     rows = []
