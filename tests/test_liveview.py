@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edgecodec.cli import main as cli_main
 from edgecodec.errors import ConfigError
 from edgecodec.liveview import LiveServer, LiveView, address, parse_http_address
 from edgecodec.liveview import server as server_module
@@ -139,6 +140,30 @@ def test_http_address_forms(text: str, address: tuple[str, int]) -> None:
 def test_bad_http_address_is_a_config_error(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_http_address(text)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["receive", "--headless", "--http", "99999"], "--http: port must be 0..65535"),
+        (["receive", "--headless", "--http", "web:page"], "--http: expected PORT"),
+        (["demo", "--http", "::1:8080"], "--http: write an IPv6 address in brackets"),
+    ],
+)
+def test_bad_http_is_one_line_and_status_2(argv: list[str], message: str, capsys) -> None:
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0, err
+
+
+def test_a_taken_port_is_one_line_before_the_model_loads(capsys) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli_main(["receive", "--headless", "--http", str(port), "--model", "no-such-model"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"--http: cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 0, err
 
 
 # -- pages, 404s, the host check -------------------------------------------------------------------------------------
