@@ -3,7 +3,8 @@
 driven by selenium; the browser test skips, saying why, when they are not installed).
 
 ``EDGECODEC_LIVEVIEW_SCREENSHOT=docs/liveview.png python -m pytest tests/test_liveview_browser.py`` keeps the
-browser's screenshot there. The tests run in file order on one stream; the last one stops the receiver.
+browser's screenshot there. The first three tests share one stream, in file order (the third stops its receiver);
+the demo's test runs on its own.
 """
 
 from __future__ import annotations
@@ -77,15 +78,15 @@ def stats(url: str) -> dict[str, dict[str, Any]]:
         return {s["name"]: s for s in json.load(response)["streams"]}
 
 
-def wait_until(what: str, check: Any, live: dict[str, Any], timeout: float = WAIT_S) -> Any:
-    """Poll ``check()`` until it returns something true; fail with what was last seen and the receiver's stderr."""
+def wait_until(what: str, check: Any, proc: Proc, timeout: float = WAIT_S) -> Any:
+    """Poll ``check()`` until it returns something true; else fail, with the stderr of ``proc`` (the receiver)."""
     deadline = time.monotonic() + timeout
     while True:
         got = check()
         if got:
             return got
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {timeout:g} s; receiver stderr:\n{live['receiver'].stderr}")
+            raise AssertionError(f"{what}: not after {timeout:g} s; {proc.args[0]} stderr:\n{proc.stderr}")
         time.sleep(0.25)
 
 
@@ -94,13 +95,13 @@ def test_receiver_serves_the_figures_and_mjpeg_of_every_stream(live: dict[str, A
     first = wait_until(
         "both streams with figures",
         lambda: (s := stats(url)).keys() == {"clip", "pattern"} and all(v["fps"] for v in s.values()) and s,
-        live,
+        live["receiver"],
     )
     clip = first["clip"]
     assert (clip["width"], clip["height"]) == (352, 288) and 1 <= clip["layer"] <= 5
     assert clip["kbps"] > 0 and clip["latency_ms"] > 0 and clip["drops"] >= 0 and not clip["idle"]
     assert (first["pattern"]["width"], first["pattern"]["height"]) == (160, 120)
-    wait_until("more clip frames shown", lambda: stats(url)["clip"]["frames"] > clip["frames"], live)
+    wait_until("more clip frames shown", lambda: stats(url)["clip"]["frames"] > clip["frames"], live["receiver"])
     connection = http.client.HTTPConnection(*live["address"], timeout=TIMEOUT)
     connection.request("GET", "/stream/clip.mjpg")
     parts = mjpeg_parts(connection.getresponse())
@@ -165,7 +166,9 @@ def test_chromium_shows_every_stream_live_with_its_figures(live: dict[str, Any],
                 and all(t["frames"] >= 2 and FIGURES.search(t["figures"]) for t in tiles.values())
             )
 
-        first = wait_until("both streams drawn with their figures", lambda: (s := page()) and shown(s) and s, live)
+        first = wait_until(
+            "both streams drawn with their figures", lambda: (s := page()) and shown(s) and s, live["receiver"]
+        )
 
         def moved_on() -> dict[str, Any] | None:
             state, before = page(), first["tiles"]["clip"]
@@ -175,7 +178,7 @@ def test_chromium_shows_every_stream_live_with_its_figures(live: dict[str, Any],
                 and clip["counts"] != before["counts"] and clip["pixels"] != before["pixels"]
             ) else None  # fmt: skip
 
-        later = wait_until("new frames drawn and the figures updated", moved_on, live)
+        later = wait_until("new frames drawn and the figures updated", moved_on, live["receiver"])
         assert later["status"].startswith("live · 2 stream(s)"), later["status"]
         counts = later["tiles"]["clip"]["counts"]
         assert re.search(r"352×288 · shown \d+ · lost \d+ · held \d+ · skipped \d+ · bad 0", counts), counts
@@ -204,3 +207,21 @@ def test_sigterm_ends_the_receiver_and_every_viewer(live: dict[str, Any]) -> Non
         pass
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(live["address"], timeout=TIMEOUT).close()
+
+
+def test_demo_serves_its_stream_and_stops_serving_when_done(tmp_path: Path) -> None:
+    started: list[Proc] = []
+    try:
+        demo = start(started, tmp_path, "demo", "--http", "127.0.0.1:0", "--frames", "40", "--fps", "5", "--size",
+                     "176x144", "--out", "demo.mp4")  # fmt: skip
+        _, url = demo.wait_for(r"live view on (http://127\.0\.0\.1:\d+/)", WAIT_S)
+        shown = wait_until("the demo's frames", lambda: stats(url.group(1)).get("demo", {}).get("frames"), demo)
+        assert shown > 0
+        status, out = demo.finish(WAIT_S)
+        assert status == 0 and "wrote 40 side-by-side frames" in out, out
+        port = int(url.group(1).rstrip("/").rpartition(":")[2])
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
+    finally:
+        for proc in started:
+            proc.kill()
