@@ -10,21 +10,27 @@ import base64
 import doctest
 import http.client
 import json
+import re
+import shlex
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from edgecodec import demo, receiver, sender
 from edgecodec.cli import main as cli_main
 from edgecodec.errors import ConfigError
 from edgecodec.liveview import LiveServer, LiveView, address, parse_http_address
 from edgecodec.liveview import server as server_module
 from edgecodec.streams import StreamState
+from edgecodec.transport import endpoint_from_args, normalise_endpoint
 
 TIMEOUT = 20.0
+REPO = Path(__file__).resolve().parents[1]
 
 
 class Clock:
@@ -166,6 +172,23 @@ def test_a_taken_port_is_one_line_before_the_model_loads(capsys) -> None:
     assert f"--http: cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 0, err
 
 
+@pytest.mark.parametrize("doc", ["README.md", "docs/streaming.md"])
+def test_the_documented_live_view_commands_parse(doc: str) -> None:
+    """The commands of the "Live view in the browser" sections, as written (quotes and all): their options exist,
+    their endpoints are valid, and the live view listens on localhost."""
+    text = (REPO / doc).read_text()
+    block = re.search(r"## Live view in the browser\n.*?```sh\n(.*?)```", text, re.S)
+    assert block, f"{doc}: no sh block in its live view section"
+    commands = [shlex.split(line.split("  #")[0]) for line in block.group(1).splitlines() if line.strip()]
+    assert {argv[1] for argv in commands} >= {"receive", "send"}
+    for argv in commands:
+        ns = {"receive": receiver, "send": sender, "demo": demo}[argv[1]].build_parser().parse_args(argv[2:])
+        if argv[1] in ("receive", "send"):
+            normalise_endpoint(endpoint_from_args(ns, role={"receive": "receiver", "send": "sender"}[argv[1]])[0])
+        if argv[1] in ("receive", "demo"):
+            assert parse_http_address(ns.http)[0] == "127.0.0.1"
+
+
 # -- pages, 404s, the host check -------------------------------------------------------------------------------------
 def test_page_stats_and_not_found(live: LiveServer) -> None:
     page = request(live, "/")
@@ -237,6 +260,32 @@ def test_mjpeg_sends_the_newest_frame_each_time_it_changes(live: LiveServer) -> 
     assert live.view.encoded == 2  # once per frame, whoever asked
     live.view.forget("cam")  # the receiver closed the stream (idle): its MJPEG response ends
     assert next(parts, None) is None
+
+
+def test_ffmpeg_reads_the_mjpeg_stream(live: LiveServer) -> None:
+    """The MJPEG is what players expect: FFmpeg (through PyAV) detects it and decodes its frames."""
+    import av
+
+    cam = StreamState("cam", 1)
+    live.view.show(cam, frame((0, 0, 0)))
+    stop = threading.Event()
+
+    def feed() -> None:  # a new frame every 20 ms until the player has read enough
+        for n in range(1, 3000):
+            if stop.wait(0.02):
+                return
+            live.view.show(cam, frame((n % 256, 0, 0)))
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        with av.open(live.url + "stream/cam.mjpg", timeout=TIMEOUT) as player:
+            assert player.format.name == "mpjpeg"
+            sizes = [(f.width, f.height) for f, _ in zip(player.decode(video=0), range(3), strict=False)]
+    finally:
+        stop.set()
+        feeder.join()
+    assert sizes == [(64, 48)] * 3
 
 
 def test_events_carry_stats_and_frames_of_every_stream(live: LiveServer) -> None:
