@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from edgecodec.cliutil import ArgumentParser, progress, sigterm_as_interrupt
 from edgecodec.codec import Codec
 from edgecodec.config import add_rate_arguments
 from edgecodec.errors import ConfigError
+from edgecodec.liveview import LiveServer, add_http_argument, parse_http_address
 from edgecodec.rate import RateController
 from edgecodec.receiver import Decoded, FrameReceiver, receive_frames
 from edgecodec.receiver import format_summary as receiver_summary_text
@@ -93,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
     parser.add_argument("--backend", default="auto", help=BACKEND_HELP)
     parser.add_argument("--stats", metavar="PREFIX", help="write PREFIX.send.jsonl and PREFIX.receive.jsonl")
+    add_http_argument(parser)
     return parser
 
 
@@ -100,10 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     config = load_config(ns.rate_config, ns.kbps)
     size = parse_size(ns.size) if ns.size else None
+    http = parse_http_address(ns.http) if ns.http is not None else None
     if ns.frames is not None and ns.frames < 1:
         raise ConfigError(f"--frames must be >= 1, got {ns.frames}")
     path = Path(ns.video) if ns.video else sample_path()
-    with VideoSource(path, size=size, frames=ns.frames, pace_fps=ns.fps) as source:
+    with (
+        VideoSource(path, size=size, frames=ns.frames, pace_fps=ns.fps) as source,
+        LiveServer(http) if http else nullcontext() as live,
+    ):
         fps = ns.fps or source.native_fps or 25.0
         output = SideBySide(ns.out, fps)
         send_codec = Codec(ns.model, backend=ns.backend)
@@ -117,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             StatsLog(f"{prefix}.receive.jsonl" if prefix else None) as receive_log,
         ):
             print(f"edgecodec demo: {source.name} -> {rx.endpoint} -> {ns.out}; rate {config.name}", file=sys.stderr)
+            if live is not None:
+                print(f"edgecodec demo: {live.describe()}", file=sys.stderr, flush=True)
             receiver, receive_meter = FrameReceiver(receive_codec), StreamMeter(interval_s=0)
             receiver.warm_up()
             sent = threading.Event()  # set when the sender is done; then the receiver drains what was queued
@@ -129,8 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             def receive() -> None:
                 try:
-                    reasons.append(receive_frames(rx, receiver, output, log=receive_log, meter=receive_meter,
-                                                  status=None, should_stop=receive_done))  # fmt: skip
+                    reasons.append(receive_frames(rx, receiver, live.output(output) if live else output,
+                                                  log=live.tap(receive_log) if live else receive_log,
+                                                  meter=receive_meter, status=None,
+                                                  should_stop=receive_done))  # fmt: skip
                 except BaseException as exc:  # handed to the main thread, which stops the sender and raises it
                     errors.append(exc)
 

@@ -48,6 +48,7 @@ from edgecodec.errors import (
     StreamRefusedError,
 )
 from edgecodec.limits import RECEIVER_MAX_PIXELS, DecodeBudget, message_bound
+from edgecodec.liveview import LiveServer, add_http_argument, parse_http_address
 from edgecodec.modelset import CodecSet
 from edgecodec.runtime import BACKEND_HELP
 from edgecodec.sinks import DisplaySink, NullSink, Sink, VideoRecorder, display_available, draw_label
@@ -518,7 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_transport_arguments(parser, role="receiver")
     out = parser.add_mutually_exclusive_group()
-    out.add_argument("--display", action="store_true", help="show each stream in a window (default if a display)")
+    out.add_argument(
+        "--display", action="store_true", help="show each stream in a window (default if a display and no --http)"
+    )
     out.add_argument("--headless", action="store_true", help="no window: decode and count only")
     parser.add_argument(
         "--record",
@@ -531,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=25.0,
         help="nominal frame rate of --record, used where a frame has no usable time (25)",
     )
+    add_http_argument(parser)
     parser.add_argument("--overlay", action="store_true", help="draw the stream, layer and size on each frame")
     parser.add_argument("--model", default="hqa5", help="the model loaded at start, by name or .safetensors path "
                         "(default hqa5); every model in the model folders is also found by the fingerprint "
@@ -579,13 +583,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in ns.stream or ():
         check_stream(stream)
     curve = load_server_keys(ns.curve_keys) if ns.curve_keys else None
-    display = ns.display or (not ns.headless and not ns.record and display_available())
+    http = parse_http_address(ns.http) if ns.http is not None else None
+    display = ns.display or (not ns.headless and not ns.record and not http and display_available())
     if ns.display and not display_available():
         raise ConfigError("--display: no display (DISPLAY is not set); use --headless or --record FILE")
     err = sys.stderr
     with ExitStack() as stack:
         outputs = Outputs(display=display, record=ns.record, fps=ns.record_fps, overlay=ns.overlay)
         stack.callback(outputs.close)
+        live = stack.enter_context(LiveServer(http)) if http else None  # a taken port fails before the model loads
         try:
             budget = DecodeBudget(ns.max_pixels)
         except ValueError as exc:
@@ -601,10 +607,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{'listening on' if bind else 'connected to'} {transport.endpoint} ({streams})"
         print(f"edgecodec receive: {where}; models {codecs.describe()}, loaded as packets name them; backend "
               f"{codec.backend.name}; {outputs.describe()}", file=err, flush=True)  # fmt: skip
+        if live is not None:
+            print(f"edgecodec receive: {live.describe()}", file=err, flush=True)
         meter = StreamMeter()
         status = None if ns.quiet else (lambda line: print(line, file=err, flush=True))
         with sigterm_as_interrupt():
-            reason = receive_frames(transport, receiver, outputs, log=log, meter=meter, status=status,
+            reason = receive_frames(transport, receiver, live.output(outputs) if live else outputs,
+                                    log=live.tap(log) if live else log, meter=meter, status=status,
                                     frames=ns.frames, timeout_s=ns.timeout,
                                     max_latency_s=ns.max_latency)  # fmt: skip
         result = summary(receiver, transport, meter, reason)
