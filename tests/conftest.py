@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# the data sets (README, "Data"): $EDGECODEC_DATA, else the development layout, ../shared/data beside the repository
+SHARED_DATA = Path(os.environ.get("EDGECODEC_DATA") or REPO.parent / "shared" / "data")
 
 
 def shared_data(*parts: str) -> Path:
     """A path inside ../shared/data, or skip the test when it is not there."""
     p = SHARED_DATA.joinpath(*parts)
     if not p.exists():
-        pytest.skip(f"needs the shared data set at {SHARED_DATA} (not present on this machine)")
+        pytest.skip(f"needs the data sets at {SHARED_DATA} (not present here; set EDGECODEC_DATA, see README 'Data')")
     return p
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA
 
 from edgecodec.errors import ConfigError
 from edgecodec.nn import HQAStack, tiny_config
@@ -23,7 +24,6 @@ from edgecodec.runtime.torch_backend import TorchBackend
 from edgecodec.zoo import load_model, save_model
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Acceptance thresholds (issue: ids equal or differing at < 0.1% of positions; same ids decode within 0.05 dB).
 MAX_ID_MISMATCH = 0.001

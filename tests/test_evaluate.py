@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA
 
 from edgecodec import cli, evaluate
 from edgecodec.bitstream import HEADER_SIZE
@@ -21,7 +22,7 @@ from edgecodec.codec import Codec
 from edgecodec.data import list_images, read_rgb
 from edgecodec.entropy import ideal_bits
 
-KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval" / "kodak"
+KODAK = SHARED_DATA / "eval" / "kodak"
 LAYER_KEYS = {
     "layer",
     "bpp_fixed",

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 
 from edgecodec import bitstream, cli
 from edgecodec.capture import VideoSource
@@ -17,13 +18,13 @@ from edgecodec.container import container_bytes, read_container
 from edgecodec.data import read_rgb
 from edgecodec.filecodec import FrameDecoder, file_info, main_decode, main_encode, main_info
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 
 
 def shared(*parts: str) -> Path:
     path = DATA.joinpath(*parts)
     if not path.is_file():
-        pytest.skip(f"shared data file {path} is absent (see ../shared/data/README.md)")
+        pytest.skip(f"shared data file {path} is absent (set EDGECODEC_DATA, see README 'Data')")
     return path
 
 
