@@ -5,7 +5,7 @@ Layers are 1-based; layer 1 is the finest (most bits), a larger layer is coarser
 1. *Quality.* The candidate is the coarsest layer within the bounds whose quantisation error is at most its threshold
    (the finest allowed layer if none is). Hysteresis: the layer held now keeps a threshold widened by ``qerr_margin``,
    coarser layers must beat a threshold narrowed by it, and a coarser candidate is taken only after it has persisted
-   for ``hold_frames`` frames. A finer candidate (the picture got harder) is taken at once.
+   for ``hold_frames`` frames and ``min_dwell_s`` seconds. A finer candidate (the picture got harder) is taken at once.
 2. *Budget.* From the quality layer towards coarser ones, the first layer whose coded size fits the token bucket is
    chosen; if none fits, the coarsest allowed layer is sent and the frame is counted as over budget (the bucket goes
    into debt, so the long-run rate still converges to the budget). The bucket starts with one frame's share of the
@@ -61,7 +61,8 @@ class RateController:
         self.stats = RateStats()
         self._last_time: float | None = None
         self._held: int | None = None  # quality layer currently held by the hysteresis
-        self._pending = 0
+        self._pending = 0  # frames a coarser quality candidate has persisted, since _pending_since (s)
+        self._pending_since: float | None = None
         self._last_choice: int | None = None
         self._switched_at = -float("inf")  # when the layer last changed
         self._interval = 1.0 / frame_rate  # seconds between frames, a running mean of the times passed in
@@ -70,8 +71,9 @@ class RateController:
         self.last_reason = ""  # why the last frame got its layer: quality, budget, dwell or over budget
 
     # -- quality -------------------------------------------------------------------------------------------------
-    def quality_layer(self, qerr: np.ndarray) -> int:
-        """The layer the thresholds and hysteresis ask for (updates the hysteresis state)."""
+    def quality_layer(self, qerr: np.ndarray, now: float | None = None) -> int:
+        """The layer the thresholds and hysteresis ask for (updates the hysteresis state); ``now`` (seconds) times how
+        long a coarser candidate has persisted (None: frames alone)."""
         qerr = np.asarray(qerr, dtype=np.float64).reshape(-1)
         if qerr.shape[0] != self.num_layers:
             raise ValueError(f"qerr has {qerr.shape[0]} entries, the model has {self.num_layers} layers")
@@ -88,8 +90,11 @@ class RateController:
         if held is None or candidate < held:
             held, self._pending = candidate, 0
         elif candidate > held:
+            if self._pending == 0:
+                self._pending_since = now
             self._pending += 1
-            if self._pending >= self.config.hold_frames:
+            lasted = now is None or self._pending_since is None or now - self._pending_since >= self.config.min_dwell_s
+            if self._pending >= self.config.hold_frames and lasted:
                 held, self._pending = candidate, 0
         else:
             self._pending = 0
@@ -111,7 +116,7 @@ class RateController:
         callable ``layer -> bits`` (so a sender codes only the layers it needs). It may be None without a budget.
         """
         previous = self.last_quality_layer
-        layer = self.last_quality_layer = self.quality_layer(qerr)
+        layer = self.last_quality_layer = self.quality_layer(qerr, now)
         harder = previous is not None and layer < previous
         self.last_budget_layer, self.last_reason = None, "quality"
         size = None

@@ -210,7 +210,7 @@ class FrameSender:
         chosen = made.coded
         record = {
             "kind": "frame", "stream": self.stream, "session": f"{self.session_id:08x}", "seq": self.seq,
-            "index": frame.index, "timestamp_us": frame.timestamp_us, "layer": chosen.layer,
+            "index": frame.index, "timestamp_us": frame.timestamp_us, "rate_s": round(now, 6), "layer": chosen.layer,
             "type": "P" if chosen.is_inter else "I", "ref_seq": chosen.ref_seq, "skipped": made.skipped,
             "quality_layer": self.controller.last_quality_layer, "budget_layer": self.controller.last_budget_layer,
             "reason": self.controller.last_reason, "bits": made.bits,

@@ -90,7 +90,8 @@ def test_budget_respected_over_long_sequence(kbps: float) -> None:
 
 
 def test_budget_forces_coarser_only() -> None:
-    config = RateConfig(qerr_thresholds=THRESHOLDS, kbps=1, hold_frames=0, qerr_margin=0, initial_fill=1.0)
+    config = RateConfig(qerr_thresholds=THRESHOLDS, kbps=1, hold_frames=0, qerr_margin=0, initial_fill=1.0,
+                        min_dwell_s=0)  # fmt: skip
     rc = RateController(config, LAYERS)
     sizes = [4000, 2000, 1000, 500, 250, 100]
     # bucket holds 1000 bits: quality asks for layer 1, the budget allows layer 3
@@ -175,7 +176,20 @@ def test_dwell_gives_way_to_the_budget_and_to_a_harder_picture() -> None:
     sizes = [60_000, 30_000, 10_000, 3_000, 1_000, 400]  # one frame's share: 40_000 bits at 25 fps
     assert rc.choose(qerr_for(4), sizes, 0.0) == 4  # quality asks for 4: it fits
     assert rc.choose(qerr_for(2), sizes, 0.04) == 2  # harder picture: finer at once, within the dwell
-    assert rc.choose(qerr_for(5), sizes, 0.08) == 2 and rc.last_reason == "dwell"  # easier: held for 1 s
+    assert rc.choose(qerr_for(5), sizes, 0.08) == 2 and rc.last_quality_layer == 2  # easier: must last 1 s first
     rc.tokens = -29_000  # the held layer no longer fits: the budget cuts the dwell short
     assert rc.choose(qerr_for(2), sizes, 0.12) == 3 and rc.last_reason == "budget"
-    assert rc.choose(qerr_for(5), sizes, 1.2) == 5  # dwell over
+    assert rc.choose(qerr_for(5), sizes, 1.2) == 2  # easier, but the candidate must persist 1 s; the bucket refilled
+    assert rc.choose(qerr_for(5), sizes, 2.2) == 5  # ... and has
+
+
+def test_a_coarser_quality_layer_must_persist_for_the_dwell_time() -> None:
+    """A few easier frames in steady content (the demo clip turning its head) do not switch the layer back and forth:
+    a coarser quality candidate is taken after hold_frames frames and min_dwell_s seconds."""
+    config = RateConfig(qerr_thresholds=THRESHOLDS, hold_frames=4, qerr_margin=0, min_dwell_s=1.0)
+    rc = RateController(config, LAYERS)
+    fps = 25
+    qerrs = [qerr_for(1)] * 25 + [qerr_for(3)] * 5 + [qerr_for(1)] * 25 + [qerr_for(3)] * 40
+    layers = [rc.choose(q, None, i / fps) for i, q in enumerate(qerrs)]
+    assert set(layers[:55]) == {1}  # five easier frames: no switch
+    assert layers[-1] == 3 and layers.index(3) == 55 + fps  # forty: taken after one second
