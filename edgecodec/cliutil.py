@@ -99,3 +99,14 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--threads N`` (the neural backend's CPU threads) and ``--lockstep`` (no pipeline), for the streaming
+    commands (issue 16)."""
+    parser.add_argument("--threads", type=positive(int), metavar="N",
+                        help="CPU threads of the neural network (default: every CPU; the demo and the profiler split "
+                             "them between the sender and the receiver)")  # fmt: skip
+    parser.add_argument("--lockstep", action="store_true",
+                        help="one frame at a time, every stage in turn in one thread (default: the stages overlap on "
+                             "threads of their own, edgecodec/pipeline.py)")  # fmt: skip

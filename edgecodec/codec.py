@@ -37,11 +37,15 @@ class Codec:
         backend: str | Backend = "torch",
         device: str = "cpu",
         budget: DecodeBudget | None = None,
+        threads: int | None = None,
     ):
+        """``threads``: CPU threads of the onnx backends' inference (default $EDGECODEC_THREADS, else every CPU)."""
         self.budget = budget or DecodeBudget()
         """What one packet may cost to decode (:mod:`edgecodec.limits`), checked by :meth:`check`."""
         self.model = load_model(model) if isinstance(model, str) else model
-        self.backend = make_backend(backend, self.model, device) if isinstance(backend, str) else backend
+        self.backend = (
+            make_backend(backend, self.model, device, threads=threads) if isinstance(backend, str) else backend
+        )
         if len(self.model.priors) != self.model.num_layers:
             raise ModelError(f"model {self.model.name} has no id priors: it cannot be entropy-coded")
         tables = [inter_tables(t) for t in self.model.prior_tables or [{}] * self.model.num_layers]

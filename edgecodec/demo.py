@@ -21,16 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from edgecodec.capture import SAMPLE_CLIP, Frame, VideoSource, parse_size, sample_path
-from edgecodec.cliutil import ArgumentParser, progress, sigterm_as_interrupt
+from edgecodec.cliutil import ArgumentParser, add_pipeline_arguments, progress, sigterm_as_interrupt
 from edgecodec.codec import Codec
 from edgecodec.config import add_rate_arguments
 from edgecodec.errors import ConfigError
 from edgecodec.liveview import LiveServer, add_http_argument, parse_http_address
 from edgecodec.rate import RateController
-from edgecodec.receiver import Decoded, FrameReceiver, receive_frames
+from edgecodec.receiver import Decoded, FrameReceiver
 from edgecodec.receiver import format_summary as receiver_summary_text
 from edgecodec.receiver import summary as receiver_summary
-from edgecodec.runtime import BACKEND_HELP
+from edgecodec.receiving import receive_frames
+from edgecodec.runtime import BACKEND_HELP, FAST_CPU_MODEL, split_threads, streaming_defaults
 from edgecodec.sender import FrameSender, load_config, rate_clock, stream_frames
 from edgecodec.sender import format_summary as sender_summary_text
 from edgecodec.sender import summary as sender_summary
@@ -92,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, metavar="N", help="only the first N frames")
     parser.add_argument("--fps", type=float, help="pace the sender at this rate (default: as fast as it can)")
     add_rate_arguments(parser)
-    parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
-    parser.add_argument("--backend", default="auto", help=BACKEND_HELP)
+    parser.add_argument("--model", help=f"model name or .safetensors path (default {FAST_CPU_MODEL} on a CPU)")
+    parser.add_argument("--backend", default="auto", help=BACKEND_HELP + "; on a CPU auto is onnx for the sender, "
+                        "onnx-int8 for the receiver")  # fmt: skip
+    add_pipeline_arguments(parser)
     parser.add_argument("--stats", metavar="PREFIX", help="write PREFIX.send.jsonl and PREFIX.receive.jsonl")
     add_http_argument(parser)
     return parser
@@ -113,8 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         fps = ns.fps or source.native_fps or 25.0
         output = SideBySide(ns.out, fps)
-        send_codec = Codec(ns.model, backend=ns.backend)
-        receive_codec = Codec(ns.model, backend=ns.backend)
+        model, send_backend, note = streaming_defaults(ns.model, ns.backend, "cpu")
+        receive_backend = streaming_defaults(ns.model, ns.backend, "cpu", decode_only=True)[1]
+        threads = split_threads(ns.threads)  # sender and receiver share this machine's cores
+        send_codec = Codec(model, backend=send_backend, threads=threads)
+        receive_codec = Codec(model, backend=receive_backend, threads=threads)
         controller = RateController(config.for_model(send_codec.model.name), send_codec.num_layers, fps)
         prefix = ns.stats
         with (
@@ -123,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             StatsLog(f"{prefix}.send.jsonl" if prefix else None) as send_log,
             StatsLog(f"{prefix}.receive.jsonl" if prefix else None) as receive_log,
         ):
+            if note:
+                print(f"edgecodec demo: {note}", file=sys.stderr)
             print(f"edgecodec demo: {source.name} -> {rx.endpoint} -> {ns.out}; rate {config.name}", file=sys.stderr)
             if live is not None:
                 print(f"edgecodec demo: {live.describe()}", file=sys.stderr, flush=True)
@@ -140,8 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 try:
                     reasons.append(receive_frames(rx, receiver, live.output(output) if live else output,
                                                   log=live.tap(receive_log) if live else receive_log,
-                                                  meter=receive_meter, status=None,
-                                                  should_stop=receive_done))  # fmt: skip
+                                                  meter=receive_meter, status=None, should_stop=receive_done,
+                                                  pipelined=not ns.lockstep))  # fmt: skip
                 except BaseException as exc:  # handed to the main thread, which stops the sender and raises it
                     errors.append(exc)
 
@@ -167,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with sigterm_as_interrupt():
                     finished = stream_frames(source, sender, clock=rate_clock(source, ns.fps), log=send_log,
                                              meter=send_meter, status=None, on_capture=keep,
-                                             should_stop=lambda: bool(errors))  # fmt: skip
+                                             should_stop=lambda: bool(errors), pipelined=not ns.lockstep)  # fmt: skip
             finally:
                 getattr(bar, "close", lambda: None)()
                 drain_until[0] = time.monotonic() + (DRAIN_S if finished else 0.0)

@@ -25,7 +25,8 @@ class CodecSet:
 
     Args:
         first: the codec loaded at start (the ``--model`` one; its model is also found by fingerprint).
-        backend, device, budget: what every codec loaded later is made with (as :class:`~edgecodec.codec.Codec`).
+        backend, device, budget, threads: what every codec loaded later is made with (as
+            :class:`~edgecodec.codec.Codec`).
         others: look up the models in the model folders as well (False: ``first`` alone, as with a file of one
             model).
     """
@@ -37,10 +38,11 @@ class CodecSet:
         backend: str = "torch",
         device: str = "cpu",
         budget: DecodeBudget | None = None,
+        threads: int | None = None,
         others: bool = True,
     ) -> None:
         self.first = first
-        self._make = {"backend": backend, "device": device, "budget": budget or first.budget}
+        self._make = {"backend": backend, "device": device, "budget": budget or first.budget, "threads": threads}
         self._loaded: dict[bytes, Codec] = {first.fingerprint: first}
         self._paths: dict[bytes, Path] = model_index() if others else {}
         self._broken: dict[bytes, str] = {}

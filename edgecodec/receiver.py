@@ -17,6 +17,8 @@
   and reported, never fatal.
 * **Live view**: each round drains what is queued, entropy-decodes all of it in order (references stay right), and
   decodes to pixels only the newest frame of each stream younger than ``--max-latency``; the rest are *skipped*.
+  The loop itself is :mod:`edgecodec.receiving`: by default its network half and its decode half run on two threads
+  (``--lockstep``: one).
 * **Stream identity and bounds** (:mod:`edgecodec.streams`): one sender session owns a stream; rivals and superseded
   sessions are refused; at most ``--max-streams``, idle ones closed after ``--idle-close`` seconds.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -35,8 +38,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgecodec import bitstream
-from edgecodec.capture import wall_clock_us
-from edgecodec.cliutil import ArgumentParser, non_negative, positive, sigterm_as_interrupt
+from edgecodec.cliutil import ArgumentParser, add_pipeline_arguments, non_negative, positive, sigterm_as_interrupt
 from edgecodec.codec import Codec
 from edgecodec.coding.gop import ReferenceStore
 from edgecodec.errors import (
@@ -45,15 +47,15 @@ from edgecodec.errors import (
     EdgecodecError,
     MissingReferenceError,
     RivalSessionError,
-    StreamRefusedError,
 )
 from edgecodec.limits import RECEIVER_MAX_PIXELS, DecodeBudget, message_bound
 from edgecodec.liveview import LiveServer, add_http_argument, parse_http_address
 from edgecodec.modelset import CodecSet
-from edgecodec.runtime import BACKEND_HELP
+from edgecodec.receiving import receive_frames
+from edgecodec.runtime import BACKEND_HELP, FAST_CPU_MODEL, streaming_defaults
 from edgecodec.sinks import DisplaySink, NullSink, Sink, VideoRecorder, display_available, draw_label
 from edgecodec.streams import StreamState, StreamTable, rival_name
-from edgecodec.timing import StageTimer, StatsLog, StreamMeter, frame_hash
+from edgecodec.timing import StageTimer, StatsLog, StreamMeter
 from edgecodec.transport import (
     Message,
     Receiver,
@@ -103,6 +105,7 @@ class FrameReceiver:
         max_streams: int | None = None,
         idle_s: float | None = None,
     ) -> None:
+        self.lock = threading.RLock()  # the network and the decode thread of a pipelined receiver share the counters
         self.codecs = codec if isinstance(codec, CodecSet) else CodecSet(codec, others=False)
         self.codec = self.codecs.first  # the --model one
         self.codecs.on_load = self._loaded
@@ -129,10 +132,11 @@ class FrameReceiver:
 
     def expire(self, now: float | None = None) -> list[str]:
         """Forget the streams idle for longer than ``idle_s`` (and their references); returns their names."""
-        gone = self.streams.expire(time.monotonic() if now is None else now)
-        for name in gone:
-            self.references.forget(name)
-        return gone
+        with self.lock:
+            gone = self.streams.expire(time.monotonic() if now is None else now)
+            for name in gone:
+                self.references.forget(name)
+            return gone
 
     def all_streams(self) -> list[StreamState]:
         return [*self.streams.expired, *self.streams.values()]
@@ -150,6 +154,10 @@ class FrameReceiver:
         (:class:`EdgecodecError` or ValueError) and is counted as bad; a P-frame whose reference is not held raises
         :class:`MissingReferenceError` and is counted as held; a packet of a rival or superseded session, or of a
         stream beyond --max-streams, raises :class:`StreamRefusedError`."""
+        with self.lock:
+            return self._prepare(message, stages)
+
+    def _prepare(self, message: Message, stages: Callable[[str], Any]) -> Pending:
         self.arrived += 1
         state = self.stream(message.stream)
         try:
@@ -203,21 +211,24 @@ class FrameReceiver:
             with stages("decode"):
                 rgb = pending.codec.decode(pending.ids, packet.layer, (packet.frame_h, packet.frame_w))
         except (EdgecodecError, ValueError):
-            self._bad(state)
-            self.references.forget(state.name)
+            with self.lock:
+                self._bad(state)
+                self.references.forget(state.name)
             raise
-        state.received += 1
-        state.layers[packet.layer] = state.layers.get(packet.layer, 0) + 1
+        with self.lock:
+            state.received += 1
+            state.layers[packet.layer] = state.layers.get(packet.layer, 0) + 1
         return Decoded(state, packet, pending.ids, rgb, pending.bits, pending.gap, pending.new_session)
 
     def skip(self, pending: Pending, rendered: bool = False) -> None:
         """A frame not shown (late, or behind a newer one): its ids stay the reference; counted as skipped.
         ``rendered``: it was decoded to pixels (and counted as received) but is too late to show."""
         state = pending.stream
-        state.skipped += 1
-        if rendered:
-            state.received -= 1
-            state.layers[pending.packet.layer] -= 1
+        with self.lock:
+            state.skipped += 1
+            if rendered:
+                state.received -= 1
+                state.layers[pending.packet.layer] -= 1
 
     @property
     def received(self) -> int:
@@ -300,177 +311,6 @@ class Outputs:
             self.close_stream(stream)
 
 
-DRAIN_MAX = 256  # messages read in one go before the newest of each stream is shown
-
-
-def receive_frames(
-    transport: Receiver,
-    receiver: FrameReceiver,
-    outputs: FrameOutput,
-    *,
-    log: StatsLog,
-    meter: StreamMeter,
-    status: Callable[[str], None] | None,
-    frames: int | None = None,
-    timeout_s: float | None = None,
-    should_stop: Callable[[], bool] = lambda: False,
-    on_frame: Callable[[Decoded], None] | None = None,
-    max_latency_s: float | None = None,
-) -> str:
-    """Receive until ``frames`` frames, ``timeout_s`` s without a packet, a closed window or a stop; returns why.
-
-    Live view (``max_latency_s`` > 0): every round drains what is queued and entropy-decodes all of it in order (so
-    P-frame references stay right), then decodes to pixels and shows only the newest frame of each stream, and only if
-    it is not older than ``max_latency_s``; the others are counted as skipped. Without it (the demo, or
-    ``--max-latency 0``) every frame is shown."""
-    last_packet = time.monotonic()
-    reported: set[tuple[str, str]] = set()
-    try:
-        while not should_stop():
-            if frames is not None and receiver.arrived >= frames:
-                return f"{frames} frames received"
-            wait_ms = 200
-            if timeout_s is not None:
-                left = timeout_s - (time.monotonic() - last_packet)
-                if left <= 0:
-                    return f"no packet for {timeout_s:g} s"
-                wait_ms = max(1, min(wait_ms, int(left * 1000) + 1))
-            message = transport.recv_message(wait_ms)
-            _housekeeping(transport, receiver, outputs, log)
-            if status is not None and meter.due():
-                status(status_line(receiver, transport, meter))
-            if message is None:
-                continue
-            last_packet = time.monotonic()
-            batch = [message]
-            room = DRAIN_MAX if frames is None else min(DRAIN_MAX, frames - receiver.arrived)
-            while len(batch) < room:
-                more = transport.recv_message(0)
-                if more is None:
-                    break
-                batch.append(more)
-            newest: dict[str | int, tuple[Pending, Any]] = {}  # live: the newest per stream; else every frame
-            for index, message in enumerate(batch):
-                stages = receiver.timer.frame()
-                pending = _prepare(receiver, message, stages, log, reported)
-                if pending is None:
-                    continue
-                reported.discard((message.stream, "held"))
-                older = newest.get(message.stream) if max_latency_s else None
-                if older is not None:
-                    receiver.skip(older[0])
-                    log.write(skip_record(older[0], "newer frame queued"))
-                newest[message.stream if max_latency_s else index] = (pending, stages)
-            for pending, stages in newest.values():
-                latency_ms = (wall_clock_us() - pending.packet.timestamp_us) / 1000
-                if max_latency_s and latency_ms > max_latency_s * 1000:
-                    receiver.skip(pending)
-                    log.write(skip_record(pending, f"{latency_ms:.0f} ms late"))
-                    continue
-                wall0, cpu0 = time.monotonic(), time.process_time()
-                try:
-                    decoded = receiver.render(pending, stages)
-                except (EdgecodecError, ValueError) as exc:
-                    print(f"edgecodec receive: stream {pending.stream.name!r}: bad packet: {exc}", file=sys.stderr)
-                    continue
-                off_cpu = (time.monotonic() - wall0) - (time.process_time() - cpu0)
-                if max_latency_s and off_cpu > max_latency_s:  # stopped or starved while decoding: stale now
-                    receiver.skip(pending, rendered=True)
-                    log.write(skip_record(pending, f"stalled {off_cpu:.1f} s while decoding"))
-                    continue
-                with stages("output"):
-                    keep_going = outputs.write(decoded)
-                latency_ms = (wall_clock_us() - decoded.packet.timestamp_us) / 1000
-                if on_frame is not None:
-                    on_frame(decoded)
-                log.write(frame_record(decoded, latency_ms, stages.done()))
-                meter.add(decoded.packet.layer, decoded.bits, latency_ms)
-                if not keep_going:
-                    return "window closed"
-        return "stopped"
-    except KeyboardInterrupt:
-        return "interrupted"
-
-
-def _prepare(
-    receiver: FrameReceiver, message: Message, stages: Any, log: StatsLog, reported: set[tuple[str, str]]
-) -> Pending | None:
-    """Entropy-decode one message; None (reported once per stream and kind, then only counted) if it cannot be."""
-    try:
-        return _try_prepare(receiver, message, stages, log, reported)
-    finally:
-        for notice in receiver.notices:  # e.g. a second sender kept apart
-            print(f"edgecodec receive: {notice}", file=sys.stderr)
-        receiver.notices.clear()
-
-
-def _try_prepare(
-    receiver: FrameReceiver, message: Message, stages: Any, log: StatsLog, reported: set[tuple[str, str]]
-) -> Pending | None:
-    try:
-        return receiver.prepare(message, stages)
-    except MissingReferenceError as exc:
-        if (message.stream, "held") not in reported:  # once per stream until it shows a frame again
-            reported.add((message.stream, "held"))
-            print(f"edgecodec receive: stream {message.stream!r}: holding the last frame: {exc}", file=sys.stderr)
-        state = receiver.streams.get(message.stream)
-        log.write({"kind": "held", "stream": message.stream, "seq": state and state.last_seq, "reason": str(exc)})
-    except StreamRefusedError as exc:
-        key = (message.stream, str(exc)[:60])
-        if key not in reported and len(reported) < 4096:
-            reported.add(key)
-            print(f"edgecodec receive: {exc}", file=sys.stderr)
-    except (EdgecodecError, ValueError) as exc:
-        key = (message.stream, type(exc).__name__)
-        if key not in reported and len(reported) < 4096:  # once per stream and kind of error, then only counted
-            reported.add(key)
-            print(f"edgecodec receive: stream {message.stream!r}: bad packet: {exc}", file=sys.stderr)
-    return None
-
-
-def _housekeeping(transport: Receiver, receiver: FrameReceiver, outputs: FrameOutput, log: StatsLog) -> None:
-    """Between messages: handshake failures and refused keys reported, the allow-list reloaded, idle streams
-    closed."""
-    for line in [*getattr(transport, "handshake_failures", list)(), *getattr(transport, "refused", [])]:
-        print(f"edgecodec receive: {line}", file=sys.stderr, flush=True)
-    if hasattr(transport, "refused"):
-        transport.refused.clear()
-    for key in getattr(transport, "poll_allow_list", set)():
-        print(f"edgecodec receive: key {key} revoked: its connection is dropped", file=sys.stderr, flush=True)
-    for name in receiver.expire():
-        close = getattr(outputs, "close_stream", None)
-        if close is not None:
-            close(name)
-        log.write({"kind": "stream_closed", "stream": name, "reason": "idle"})
-
-
-def skip_record(p: Pending, reason: str) -> dict[str, Any]:
-    return {"kind": "skipped", "stream": p.stream.name, "seq": p.packet.seq, "type": "P" if p.packet.is_inter else "I",
-            "timestamp_us": p.packet.timestamp_us, "reason": reason}  # fmt: skip
-
-
-def frame_record(d: Decoded, latency_ms: float, ms: dict[str, float]) -> dict[str, Any]:
-    p = d.packet
-    return {
-        "kind": "frame", "stream": d.stream.name, "seq": p.seq, "session": d.stream.sessions,
-        "session_id": f"{p.session_id:08x}", "new_session": d.new_session, "gap": d.gap, "layer": p.layer,
-        "type": "P" if p.is_inter else "I", "ref_seq": p.ref_seq if p.is_inter else None,
-        "bits": d.bits, "size": [p.frame_h, p.frame_w],
-        "timestamp_us": p.timestamp_us, "latency_ms": round(latency_ms, 3),
-        "ids_hash": frame_hash(d.ids.astype("<i8")), "hash": frame_hash(d.rgb), "ms": ms,
-    }  # fmt: skip
-
-
-def status_line(receiver: FrameReceiver, transport: Receiver, meter: StreamMeter) -> str:
-    sessions = sum(s.sessions for s in receiver.all_streams())
-    return (
-        f"receive: {meter.interval().describe()}  gaps {receiver.gaps}  held {receiver.held}"
-        f"  skipped {receiver.skipped}  refused {receiver.refused + transport.stats.unauthorised}"
-        f"  bad {receiver.bad + transport.stats.malformed}"
-        f"  streams {len(receiver.streams)} (sessions {sessions})"
-    )
-
-
 def summary(receiver: FrameReceiver, transport: Receiver, meter: StreamMeter, reason: str) -> dict[str, Any]:
     streams = {
         s.name: {"received": s.received, "held": s.held, "unsent": s.unsent, "gaps": s.gaps, "sessions": s.sessions,
@@ -536,10 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_http_argument(parser)
     parser.add_argument("--overlay", action="store_true", help="draw the stream, layer and size on each frame")
-    parser.add_argument("--model", default="hqa5", help="the model loaded at start, by name or .safetensors path "
-                        "(default hqa5); every model in the model folders is also found by the fingerprint "
-                        "packets carry, and loaded when a packet first names it")  # fmt: skip
-    parser.add_argument("--backend", default="auto", help=BACKEND_HELP)
+    parser.add_argument("--model", help=f"the model loaded at start, by name or .safetensors path (default "
+                        f"{FAST_CPU_MODEL} on a CPU, hqa5 with --device cuda); every model in the model folders "
+                        "is also found by the fingerprint packets carry, loaded when a packet names it")  # fmt: skip
+    parser.add_argument("--backend", default="auto", help=BACKEND_HELP + "; on a CPU auto is onnx-int8 (int8 decoders)")
+    add_pipeline_arguments(parser)
     parser.add_argument("--device", default="cpu", help="torch device for the torch backend (default cpu)")
     parser.add_argument("--frames", type=positive(int), metavar="N", help="stop after N frames (all streams)")
     parser.add_argument("--timeout", type=positive(float), metavar="S", help="stop after S seconds without a packet")
@@ -596,8 +437,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             budget = DecodeBudget(ns.max_pixels)
         except ValueError as exc:
             raise ConfigError(f"--max-pixels: {exc}") from None
-        codec = Codec(ns.model, backend=ns.backend, device=ns.device, budget=budget)
-        codecs = CodecSet(codec, backend=ns.backend, device=ns.device, budget=budget)
+        model, backend, note = streaming_defaults(ns.model, ns.backend, ns.device, decode_only=True)
+        codec = Codec(model, backend=backend, device=ns.device, budget=budget, threads=ns.threads)
+        codecs = CodecSet(codec, backend=backend, device=ns.device, budget=budget, threads=ns.threads)
         receiver = FrameReceiver(codecs, max_streams=ns.max_streams, idle_s=ns.idle_close)
         receiver.warm_up()
         transport = stack.enter_context(Receiver(endpoint, bind=bind, streams=ns.stream, curve=curve,
@@ -605,6 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log = stack.enter_context(StatsLog(ns.stats))
         streams = ", ".join(ns.stream) if ns.stream else "all streams"
         where = f"{'listening on' if bind else 'connected to'} {transport.endpoint} ({streams})"
+        if note:  # after every check of the command line, so that an error stays one line
+            print(f"edgecodec receive: {note}", file=err, flush=True)
         print(f"edgecodec receive: {where}; models {codecs.describe()}, loaded as packets name them; backend "
               f"{codec.backend.name}; {outputs.describe()}", file=err, flush=True)  # fmt: skip
         if live is not None:
@@ -614,8 +458,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with sigterm_as_interrupt():
             reason = receive_frames(transport, receiver, live.output(outputs) if live else outputs,
                                     log=live.tap(log) if live else log, meter=meter, status=status,
-                                    frames=ns.frames, timeout_s=ns.timeout,
-                                    max_latency_s=ns.max_latency)  # fmt: skip
+                                    frames=ns.frames, timeout_s=ns.timeout, max_latency_s=ns.max_latency,
+                                    pipelined=not ns.lockstep)  # fmt: skip
         result = summary(receiver, transport, meter, reason)
         log.write(result)
         outputs.close()

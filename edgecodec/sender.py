@@ -31,15 +31,16 @@ import numpy as np
 
 from edgecodec import bitstream
 from edgecodec.capture import CameraSource, Frame, FrameSource, add_source_arguments, source_from_args, wall_clock_us
-from edgecodec.cliutil import ArgumentParser, sigterm_as_interrupt
+from edgecodec.cliutil import ArgumentParser, add_pipeline_arguments, sigterm_as_interrupt
 from edgecodec.codec import Codec, FrameCode
 from edgecodec.coding.gop import CodedFrame, InterEncoder
 from edgecodec.config import RateConfig, add_rate_arguments, load_rate_config
 from edgecodec.container import ContainerHeader, ContainerWriter
 from edgecodec.errors import ConfigError, SinkError
 from edgecodec.paths import check_output_file
+from edgecodec.pipeline import send_pipelined
 from edgecodec.rate import RateController
-from edgecodec.runtime import BACKEND_HELP
+from edgecodec.runtime import BACKEND_HELP, FAST_CPU_MODEL, streaming_defaults
 from edgecodec.timing import StageTimer, StatsLog, StreamMeter, frame_hash
 from edgecodec.transport import (
     Sender,
@@ -175,6 +176,8 @@ class FrameSender:
         self.save = save
         self.seq = 0
         self._joined = 0
+        self.frames_dropped = 0  # captured, never encoded: the encoder was behind a live source (pipelined)
+        self.on_code: Callable[[Frame, int], None] | None = None  # sees each frame and its seq before it is coded
 
     def warm_up(self) -> None:
         """Encode and code a small blank frame once, so first-call costs do not land on the first real frame."""
@@ -184,12 +187,30 @@ class FrameSender:
 
     def process(self, frame: Frame, now: float, capture_ms: float = 0.0) -> dict[str, Any]:
         """Encode and send one frame at rate-controller time ``now`` (s); returns its stats record."""
+        return self.finish(self.encode(frame, now, capture_ms))
+
+    def encode(self, frame: Frame, now: float, capture_ms: float = 0.0) -> Encoded:
+        """The network stage of one frame (a pipeline runs it in a thread of its own, :mod:`edgecodec.pipeline`)."""
         stages = self.timer.frame()
+        with stages("encode"):
+            code = self.codec.encode(frame.rgb, latents=self.coder.latents(now))
+        return Encoded(frame, now, capture_ms, code, stages)
+
+    def dropped(self, frame: Frame, reason: str) -> dict[str, Any]:
+        """The record of a captured frame dropped before it was encoded (the encoder was behind a live source)."""
+        self.frames_dropped += 1
+        return {"kind": "dropped", "stream": self.stream, "index": frame.index, "timestamp_us": frame.timestamp_us,
+                "reason": reason}  # fmt: skip
+
+    def finish(self, encoded: Encoded) -> dict[str, Any]:
+        """Rate choice, entropy coding, packet and send of an encoded frame; returns its stats record."""
+        frame, now, capture_ms, code, stages = (encoded.frame, encoded.now, encoded.capture_ms, encoded.code,
+                                                encoded.stages)  # fmt: skip
         if self.transport.has_receiver and self.transport.joined > self._joined:
             self._joined = self.transport.joined  # a receiver joined: P-frames would name frames it never saw
             self.coder.inter.force_keyframe()
-        with stages("encode"):
-            code = self.codec.encode(frame.rgb, latents=self.coder.latents(now))
+        if self.on_code is not None:
+            self.on_code(frame, self.seq)
         made = self.coder.code(code, now, seq=self.seq, timestamp_us=frame.timestamp_us, stages=stages)
         before = self.transport.stats.dropped_no_receiver
         sent = False
@@ -224,6 +245,17 @@ class FrameSender:
         return record
 
 
+@dataclass
+class Encoded:
+    """One frame through the network: what :meth:`FrameSender.finish` needs."""
+
+    frame: Frame
+    now: float  # rate-controller time, s
+    capture_ms: float
+    code: FrameCode
+    stages: Any  # its edgecodec.timing.FrameStages, still open
+
+
 def rate_clock(source: FrameSource, fps: float | None) -> Callable[[Frame], float]:
     """Seconds for the rate controller: media time for files (their presentation times, or index / ``fps`` when
     ``fps`` is given) and test sources, capture time for a camera."""
@@ -233,45 +265,6 @@ def rate_clock(source: FrameSource, fps: float | None) -> Callable[[Frame], floa
     if fps is None:
         return lambda frame: frame.pts_us / 1e6 if frame.pts_us is not None else frame.index / media_fps
     return lambda frame: frame.index / media_fps
-
-
-def stream_frames(
-    source: FrameSource,
-    sender: FrameSender,
-    *,
-    clock: Callable[[Frame], float],
-    log: StatsLog,
-    meter: StreamMeter,
-    status: Callable[[str], None] | None,
-    on_capture: Callable[[Frame, int], None] | None = None,
-    should_stop: Callable[[], bool] = lambda: False,
-    watch: ReceiverWatch | None = None,
-) -> bool:
-    """Send every frame of ``source``; True if it ran to the end, False if interrupted or stopped.
-
-    ``on_capture(frame, seq)`` sees each frame before it is encoded (the demo keeps the originals with it); ``watch``
-    says when no receiver has come for a while."""
-    try:
-        while not should_stop():
-            start = time.perf_counter_ns()
-            frame = source.read()
-            if frame is None:
-                return True
-            capture_ms = (time.perf_counter_ns() - start) / 1e6
-            if on_capture is not None:
-                on_capture(frame, sender.seq)
-            record = sender.process(frame, clock(frame), capture_ms)
-            log.write(record)
-            meter.add(record["layer"], record["bits"] if record["sent"] else 0, record["latency_ms"])
-            if status is not None and meter.due():
-                status(status_line(sender, meter))
-            report_handshakes(sender.transport)
-            warning = watch.check() if watch is not None else None
-            if warning is not None:
-                print(f"edgecodec send: {warning}", file=sys.stderr, flush=True)
-        return False
-    except KeyboardInterrupt:
-        return False
 
 
 NO_RECEIVER_WARN_S = 5.0  # a sender with no receiver for this long says what to check
@@ -338,6 +331,55 @@ class ReceiverWatch:
                 f"blocks the port{keys}")  # fmt: skip
 
 
+def stream_frames(
+    source: FrameSource,
+    sender: FrameSender,
+    *,
+    clock: Callable[[Frame], float],
+    log: StatsLog,
+    meter: StreamMeter,
+    status: Callable[[str], None] | None,
+    on_capture: Callable[[Frame, int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    watch: ReceiverWatch | None = None,
+    pipelined: bool = False,
+) -> bool:
+    """Send every frame of ``source``; True if it ran to the end, False if interrupted or stopped.
+
+    ``on_capture(frame, seq)`` sees each frame before it is coded (the demo keeps the originals with it); ``watch``
+    says when no receiver has come for a while. ``pipelined``: capture, encode and coding + sending overlap on three
+    threads (:func:`edgecodec.pipeline.send_pipelined`; a live source drops what the encoder cannot keep up with),
+    else one frame at a time in this thread."""
+
+    def on_record(record: dict[str, Any]) -> None:
+        log.write(record)
+        if record["kind"] != "frame":
+            return
+        meter.add(record["layer"], record["bits"] if record["sent"] else 0, record["latency_ms"])
+        if status is not None and meter.due():
+            status(status_line(sender, meter))
+        report_handshakes(sender.transport)
+        warning = watch.check() if watch is not None else None
+        if warning is not None:
+            print(f"edgecodec send: {warning}", file=sys.stderr, flush=True)
+
+    sender.on_code = on_capture
+    if pipelined:
+        live = isinstance(source, CameraSource) or source.pace_fps is not None
+        return send_pipelined(source, sender, clock=clock, on_record=on_record, live=live, should_stop=should_stop)
+    try:
+        while not should_stop():
+            start = time.perf_counter_ns()
+            frame = source.read()
+            if frame is None:
+                return True
+            capture_ms = (time.perf_counter_ns() - start) / 1e6
+            on_record(sender.process(frame, clock(frame), capture_ms))
+        return False
+    except KeyboardInterrupt:
+        return False
+
+
 def report_handshakes(transport: object) -> None:
     """Print the transport's failed handshakes (a wrong key on either side), one line each."""
     for line in getattr(transport, "handshake_failures", list)():
@@ -348,8 +390,9 @@ def status_line(sender: FrameSender, meter: StreamMeter) -> str:
     stats = sender.transport.stats
     bucket = "" if sender.controller.config.unlimited else f"  bucket {sender.controller.fill:+.2f}"
     return (
-        f"send {sender.stream}: {meter.interval().describe()}  dropped {stats.dropped} "
-        f"(no receiver {stats.dropped_no_receiver}, queue full {stats.dropped_queue_full}){bucket}"
+        f"send {sender.stream}: {meter.interval().describe()}  dropped {stats.dropped + sender.frames_dropped} "
+        f"(encoder behind {sender.frames_dropped}, no receiver {stats.dropped_no_receiver}, "
+        f"queue full {stats.dropped_queue_full}){bucket}"
     )
 
 
@@ -359,6 +402,7 @@ def summary(sender: FrameSender, meter: StreamMeter, media_fps: float | None) ->
     out = {
         "kind": "summary", "stream": sender.stream, **total.as_dict(), "sent": stats.sent, "dropped": stats.dropped,
         "dropped_no_receiver": stats.dropped_no_receiver, "dropped_queue_full": stats.dropped_queue_full,
+        "dropped_encoder_behind": sender.frames_dropped, "captured": total.frames + sender.frames_dropped,
         "over_budget": rate.over_budget, "switches": rate.switches, "rate_config": sender.controller.config.name,
         "budget_kbps": sender.controller.config.kbps, "media_kbps": None,
         "model": sender.codec.model.name, "backend": sender.codec.backend.name,
@@ -383,6 +427,9 @@ def format_summary(s: dict[str, Any], timer: StageTimer) -> str:
         (f"  sent {s['sent']}, dropped {s['dropped']} (no receiver {s['dropped_no_receiver']}, "
          f"queue full {s['dropped_queue_full']}); capture to queued p50/p99 {lat}") if s.get("network", True)
         else f"  saved {s['sent']} packets (no network); capture to saved p50/p99 {lat}",
+        *([f"  {s['dropped_encoder_behind']} of {s['captured']} captured frames dropped before encoding: the "
+           "encoder was behind the source (newest frame first, no latency queued)"]
+          if s.get("dropped_encoder_behind") else []),
         timer.table("  sender stages"),
     ])  # fmt: skip
 
@@ -394,9 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_source_arguments(parser)
     add_transport_arguments(parser, role="sender")
-    parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
-    parser.add_argument("--backend", default="auto", help=BACKEND_HELP)
+    parser.add_argument("--model", help=f"model name or .safetensors path (default: {FAST_CPU_MODEL} on a CPU, the "
+                        "fastest encoder; hqa5 with --device cuda)")  # fmt: skip
+    parser.add_argument("--backend", default="auto", help=BACKEND_HELP + "; on a CPU auto is onnx")
     parser.add_argument("--device", default="cpu", help="torch device for the torch backend (default cpu)")
+    add_pipeline_arguments(parser)
     add_rate_arguments(parser)
     parser.add_argument("--stats", metavar="FILE", help="write one JSON record per frame (and a summary) here")
     parser.add_argument("--save", metavar="FILE.ecz", help="also write every packet made (sent or dropped) here; "
@@ -448,7 +497,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = sys.stderr
     with ExitStack() as stack:
         source = stack.enter_context(source_from_args(ns))
-        codec = Codec(ns.model, backend=ns.backend, device=ns.device)
+        model, backend, note = streaming_defaults(ns.model, ns.backend, ns.device)
+        codec = Codec(model, backend=backend, device=ns.device, threads=ns.threads)
         media_fps = ns.fps or source.native_fps
         controller = RateController(config.for_model(codec.model.name), codec.num_layers, media_fps or 25.0)
         transport = stack.enter_context(
@@ -467,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if offline
             else f"{'bound to' if bind else 'connecting to'} {transport.endpoint}"
         )
+        if note:  # after every check of the command line, so that an error stays one line
+            print(f"edgecodec send: {note}", file=err, flush=True)
         print(f"edgecodec send: stream {ns.stream!r} {where}; "
               f"{source.name}; model {codec.model.name}, backend {codec.backend.name}; "
               f"rate {config.name} ({budget})", file=err, flush=True)  # fmt: skip
@@ -477,7 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = None if ns.quiet else (lambda line: print(line, file=err, flush=True))
         with sigterm_as_interrupt():
             finished = stream_frames(source, sender, clock=rate_clock(source, ns.fps), log=log, meter=meter,
-                                     status=status, watch=None if offline else ReceiverWatch(transport))  # fmt: skip
+                                     status=status, watch=None if offline else ReceiverWatch(transport),
+                                     pipelined=not ns.lockstep)  # fmt: skip
         result = summary(sender, meter, media_fps)
         log.write(result)
         transport.close(linger_ms=DRAIN_MS if finished else 0)

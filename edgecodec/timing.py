@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -308,6 +309,7 @@ class StatsLog:
     def __init__(self, path: str | Path | None) -> None:
         self.path = None if path is None else Path(path)
         self._file = None
+        self._lock = threading.Lock()
         if self.path is not None:
             try:
                 self._file = self.path.open("w", buffering=1, encoding="utf-8")
@@ -315,8 +317,11 @@ class StatsLog:
                 raise SinkError(f"cannot write stats to {str(path)!r}: {exc.strerror or exc}") from None
 
     def write(self, record: dict[str, Any]) -> None:
+        """One record, one line (thread-safe: a pipelined receiver writes from two threads)."""
         if self._file is not None:
-            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            line = json.dumps(record, separators=(",", ":")) + "\n"
+            with self._lock:
+                self._file.write(line)
 
     def close(self) -> None:
         if self._file is not None:

@@ -33,7 +33,8 @@ from edgecodec.errors import (
 from edgecodec.limits import DecodeBudget, message_bound, payload_bound
 from edgecodec.nn import HQAStack, ModelConfig, tiny_config
 from edgecodec.rate import RateController
-from edgecodec.receiver import FrameReceiver, Outputs, receive_frames
+from edgecodec.receiver import FrameReceiver, Outputs
+from edgecodec.receiving import receive_frames
 from edgecodec.sender import FrameCoder
 from edgecodec.streams import TAKEOVER_S
 from edgecodec.timing import StatsLog, StreamMeter

@@ -20,7 +20,7 @@ import pytest
 from edgecodec.codec import Codec
 from edgecodec.container import ContainerReader
 from edgecodec.filecodec import FrameDecoder
-from edgecodec.receiver import frame_hash
+from edgecodec.timing import frame_hash
 from tests.media_inputs import presentation
 from tests.test_streaming import SAMPLE, Proc, free_port, records, start
 

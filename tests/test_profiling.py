@@ -39,7 +39,8 @@ def inprocess(tmp_path_factory: pytest.TempPathFactory) -> dict:
     paths = {name: tmp / f"profile.{name}" for name in ("json", "csv", "png")}
     outputs = ["--json", str(paths["json"]), "--csv", str(paths["csv"]), "--plot", str(paths["png"])]
     threads = torch.get_num_threads()
-    args = ["--synthetic", "--size", *SIZES, "--frames", str(FRAMES), "--backend", "torch", "--threads", "1"]
+    args = ["--synthetic", "--size", *SIZES, "--frames", str(FRAMES), "--backend", "torch", "--threads", "1",
+            "--mode", "lockstep", "--no-x264"]  # fmt: skip
     status, table = _profile(*args, *outputs)
     assert status == 0 and torch.get_num_threads() == threads  # --threads is undone afterwards
     runs = json.loads(paths["json"].read_text())["runs"]
@@ -58,7 +59,7 @@ def test_json_has_every_stage_and_ordered_percentiles(inprocess: dict) -> None:
         for s in [*run["stages"].values(), run["glass_to_glass"]]:
             _check_stats(s)
         assert run["frames"] == FRAMES and run["dropped"] == 0 and run["size"] == size
-        assert run["mode"] == "inprocess" and run["backend_used"] == "torch"
+        assert run["mode"] == "lockstep" and run["backend_used"] == "torch"
         assert run["fps"] > 0 and run["glass_to_glass"]["p50_ms"] > 0
         assert run["cpu"]["wall_s"] > 0 and run["cpu"]["processes"]["profile"]["cpu_s"] > 0
         assert sum(run["layers"].values()) == FRAMES
@@ -93,6 +94,25 @@ def test_table_states_the_stage_sum(inprocess: dict) -> None:
         assert name in table
     assert "Do the stages add up to glass-to-glass?" in table and "gap" in table
     assert max(len(line) for line in table.splitlines()) <= 130
+
+
+def test_pipelined_names_the_stage_that_limits_the_frame_rate_and_times_x264(tmp_path: Path) -> None:
+    """The default mode: sender and receiver pipelined in one process; per-stage throughput and the x264 anchor."""
+    path = tmp_path / "pipelined.json"
+    status, table = _profile("--synthetic", "--size", "64x48", "--frames", "6", "--backend", "torch", "--threads", "1",
+                             "--json", str(path))  # fmt: skip
+    assert status == 0
+    run = json.loads(path.read_text())
+    assert run["mode"] == "pipelined" and run["model"] == "hqa5-cpu" and run["frames"] == 6 and run["dropped"] == 0
+    assert set(run["stage_fps"]) == {"capture", "encode", "code+send", "receive+entropy", "decode+output"}
+    assert run["limiting_stage"] == min(run["stage_fps"], key=run["stage_fps"].get)
+    x = run["x264"]
+    assert (
+        x["encode_ms"] > 0
+        and x["decode_ms"] > 0
+        and x["ratio"] == pytest.approx(run["codec_ms"] / (x["encode_ms"] + x["decode_ms"]), rel=0.01)
+    )
+    assert "the limit:" in table and "times x264's" in table
 
 
 def test_two_processes(tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ from edgecodec.codec import Codec
 from edgecodec.container import read_container
 from edgecodec.errors import BitstreamError
 from edgecodec.filecodec import FrameDecoder
-from edgecodec.receiver import FrameReceiver, StreamState, frame_hash
+from edgecodec.receiver import FrameReceiver, StreamState
+from edgecodec.timing import frame_hash
 from edgecodec.transport import Message, stream_number
 
 ROOT = Path(__file__).resolve().parents[1]

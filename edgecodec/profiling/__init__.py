@@ -31,9 +31,16 @@ timestamp in the packet. The timed stages from preprocess to output, plus ``rece
 
 Modes:
 
-* ``inprocess``: one process and one thread, lock-step. :func:`edgecodec.sender.stream_frames` captures, encodes and
-  sends each frame over a real ZeroMQ TCP connection on 127.0.0.1 to a :class:`~edgecodec.receiver.FrameReceiver` in
-  the same process, which :func:`edgecodec.receiver.receive_frames` makes take and decode it before the next frame is
+* ``pipelined`` (the default): one process, the sender and the receiver each pipelined on threads of their own, as
+  ``edgecodec send`` and ``receive`` run (:mod:`edgecodec.profiling.pipelined`, :mod:`edgecodec.pipeline`). Frames
+  per second is what the slowest stage allows; the run also reports the throughput each stage group could sustain
+  alone (capture, encode, code + send, receive + entropy decode, decode + output: one over its mean time) and names
+  the one that limits the frame rate. With ``--fps`` the source is paced, and frames the encoder cannot keep up
+  with are dropped before encoding and counted (``dropped_capture``).
+* ``lockstep`` (``inprocess``): one process and one thread, lock-step. :func:`edgecodec.sender.stream_frames`
+  captures, encodes and sends each frame over a real ZeroMQ TCP connection on 127.0.0.1 to a
+  :class:`~edgecodec.receiver.FrameReceiver` in the same process, which
+  :func:`edgecodec.receiving.receive_frames` makes take and decode it before the next frame is
   captured. Nothing queues, so this is the cost of each stage; frames per second is one over the sum of both sides.
 * ``processes``: a real ``edgecodec send`` and ``edgecodec receive`` as two processes on tcp://127.0.0.1, pipelined
   (the sender encodes the next frame while the receiver decodes this one); their ``--stats`` JSONL records are
@@ -64,6 +71,7 @@ from edgecodec.capture import Size, add_source_arguments, parse_size, source_fro
 from edgecodec.cliutil import at_least
 from edgecodec.errors import ConfigError, SinkError, require
 from edgecodec.profiling.inprocess import CpuClock, RecordList, TimedBackend, _source_ns, cpu_threads, run_inprocess
+from edgecodec.profiling.pipelined import run_pipelined
 from edgecodec.profiling.processes import Child, run_processes
 from edgecodec.profiling.records import (
     DERIVED,
@@ -90,7 +98,8 @@ from edgecodec.profiling.report import (
     write_json,
     write_plot,
 )
-from edgecodec.runtime import BACKEND_HELP
+from edgecodec.profiling.x264 import x264_baseline
+from edgecodec.runtime import BACKEND_HELP, FAST_CPU_MODEL, split_threads, streaming_defaults
 
 __all__ = [
     "DERIVED", "DRAIN_S", "EXPLAIN", "NET_DECODE", "NET_ENCODE", "NOTES", "OUTSIDE", "RECEIVE_TIMEOUT_S", "STAGES",
@@ -127,15 +136,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frames run first and left out of the statistics (default 2)")  # fmt: skip
     parser.add_argument(
         "--mode",
-        choices=("inprocess", "processes"),
-        default="inprocess",
-        help="one process in lock-step, or edgecodec send + receive processes (default inprocess)",
+        choices=("pipelined", "lockstep", "inprocess", "processes"),
+        default="pipelined",
+        help="one process, sender and receiver pipelined as they run live (default); lockstep (or inprocess): one "
+        "frame at a time in one thread, the cost of each stage alone; processes: edgecodec send + receive",
     )
     parser.add_argument("--backend", nargs="+", default=["auto"], metavar="NAME",
                         help=f"backends to compare, one run each; {BACKEND_HELP}")  # fmt: skip
     parser.add_argument("--threads", type=at_least(1), metavar="N",
-                        help="CPU threads of each process's backend (default: all usable CPUs)")  # fmt: skip
-    parser.add_argument("--model", default="hqa5", help="model name or .safetensors path (default hqa5)")
+                        help="CPU threads of each network (default: pipelined, half the usable CPUs each for the "
+                             "sender's and the receiver's; else all)")  # fmt: skip
+    parser.add_argument("--model", help=f"model name or .safetensors path (default {FAST_CPU_MODEL} on a CPU)")
+    parser.add_argument("--x264", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time x264 ultrafast zerolatency on the same frames, and report the ratio of "
+                             "edgecodec's codec time to it (default on)")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="torch device for the torch backend (default cpu)")
     parser.add_argument("--rate-config", default="balanced", metavar="NAME|FILE", help="rate preset (default balanced)")
     parser.add_argument("--kbps", type=float, metavar="N", help="override the preset's budget (0 = unlimited)")
@@ -168,28 +182,46 @@ def _check_args(ns: argparse.Namespace) -> None:
 def _measure(ns: argparse.Namespace, backend: str, size: Size | None, codecs: dict[str, Any]) -> Measured:
     if ns.mode == "processes":
         return run_processes(ns, backend, size)
-    if backend not in codecs:  # one codec per backend, for all its sizes
-        from edgecodec.codec import Codec
-
+    if backend not in codecs:  # one codec per backend and side, for all its sizes
         codecs.clear()
-        codec = codecs[backend] = Codec(ns.model, backend=backend, device=ns.device)
-        codec.backend = TimedBackend(codec.backend)
-    return run_inprocess(ns, codecs[backend], size)
+        codecs[backend] = (_codec(ns, backend, decode_only=False), _codec(ns, backend, decode_only=True))
+    send_codec, receive_codec = codecs[backend]
+    if ns.mode == "pipelined":
+        return run_pipelined(ns, send_codec, receive_codec, size)
+    return run_inprocess(ns, send_codec, size, receive_codec)
+
+
+def _codec(ns: argparse.Namespace, backend: str, *, decode_only: bool) -> Any:
+    from edgecodec.codec import Codec
+
+    model, chosen, _ = streaming_defaults(ns.model, backend, ns.device, decode_only=decode_only)
+    threads = split_threads(ns.threads) if ns.mode == "pipelined" else ns.threads
+    codec = Codec(model, backend=chosen, device=ns.device, threads=threads)
+    codec.backend = TimedBackend(codec.backend)
+    return codec
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     _check_args(ns)
+    if ns.mode == "inprocess":
+        ns.mode = "lockstep"
+    model, _, note = streaming_defaults(ns.model, "auto", ns.device)
+    if note and ns.model is None:
+        print(f"edgecodec profile: {note}", file=sys.stderr, flush=True)
+    ns.model = model
     combos = [(backend, size) for backend in ns.backend for size in ns.size or [None]]
     runs: list[dict[str, Any]] = []
     codecs: dict[str, Any] = {}
-    with cpu_threads(ns.threads if ns.mode == "inprocess" else None):
+    with cpu_threads(ns.threads if ns.mode == "lockstep" else None):
         for i, (backend, size) in enumerate(combos, 1):
             if len(combos) > 1:
                 where = _size_text(list(size)) if size else "native size"
                 print(f"edgecodec profile: run {i}/{len(combos)}: {ns.mode}, backend {backend}, {where}",
                       file=sys.stderr, flush=True)  # fmt: skip
             run = analyse(_measure(ns, backend, size, codecs), mode=ns.mode, backend=backend, ns=ns)
+            if ns.x264:
+                run["x264"] = x264_baseline(ns, size, run)
             print(format_run(run) + "\n", flush=True)
             runs.append(run)
     if len(runs) > 1:

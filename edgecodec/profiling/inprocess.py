@@ -79,10 +79,12 @@ class CpuClock:
         return self.result
 
 
-def run_inprocess(ns: argparse.Namespace, codec: Any, size: Size | None) -> Measured:
-    """Send and receive every frame in lock-step, in this thread (module docstring)."""
+def run_inprocess(ns: argparse.Namespace, codec: Any, size: Size | None, receive_codec: Any = None) -> Measured:
+    """Send and receive every frame in lock-step, in this thread (module docstring); ``receive_codec`` decodes
+    (default ``codec``)."""
     from edgecodec.rate import RateController
-    from edgecodec.receiver import FrameReceiver, Outputs, receive_frames
+    from edgecodec.receiver import FrameReceiver, Outputs
+    from edgecodec.receiving import receive_frames
     from edgecodec.sender import FrameSender, load_config, rate_clock, stream_frames
     from edgecodec.transport import Receiver, Sender
 
@@ -91,7 +93,7 @@ def run_inprocess(ns: argparse.Namespace, codec: Any, size: Size | None) -> Meas
         source = stack.enter_context(source_from_args(_source_ns(ns, size)))
         rx = stack.enter_context(Receiver("tcp://127.0.0.1:*", bind=True, streams=[STREAM]))
         tx = stack.enter_context(Sender(rx.endpoint, bind=False, stream=STREAM))
-        receiver = FrameReceiver(codec)
+        receiver = FrameReceiver(receive_codec or codec)
         receiver.warm_up()
         config = load_config(ns.rate_config, ns.kbps).for_model(codec.model.name)
         sender = FrameSender(codec, RateController(config, codec.num_layers), tx, intra_only=ns.intra_only,

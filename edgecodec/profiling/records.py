@@ -22,6 +22,16 @@ OUTSIDE = "capture"  # ends at the capture timestamp: not part of glass-to-glass
 DERIVED = "receive"  # from wall clocks, not a timer
 NET_ENCODE, NET_DECODE = "encode.net", "decode.net"  # substages of TimedBackend (in-process mode)
 STREAM = "profile"
+# The stage groups of the pipelined mode, each on a thread of its own (edgecodec.pipeline): what each could sustain
+# alone is one over its mean time.
+GROUPS = {
+    "capture": ("capture",),
+    "encode": ("preprocess", "encode"),
+    "code+send": ("rate", "entropy_encode", "packet", "send"),
+    "receive+entropy": ("parse", "entropy_decode"),
+    "decode+output": ("decode", "postprocess", "output"),
+}
+CODEC_STAGES = ("preprocess", "encode", "entropy_encode", "entropy_decode", "decode", "postprocess")
 RECEIVE_TIMEOUT_S = 10.0  # lock-step: the frame just sent must arrive within this
 STARTUP_TIMEOUT_S = 120.0  # processes: model loading and warm-up (slow on a busy machine)
 DRAIN_S = 3.0  # processes: after the sender exits, the receiver gets this long to take the last packets
@@ -102,6 +112,19 @@ def analyse(m: Measured, *, mode: str, backend: str, ns: argparse.Namespace) -> 
             "mean_glass_to_glass_ms": g2g_stats["mean_ms"],
         },
         "layers": dict(sorted(layers.items())), "bits_mean": round(float(np.mean([r["bits"] for r in rows])), 1),
+        "dropped_capture": m.cpu.get("dropped_capture", 0), **group_throughput(rows),
+        "codec_ms": round(float(np.mean([sum(row.get(s, 0.0) for s in CODEC_STAGES) for row in rows])), 3),
         "load_avg": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "rows": rows,
     }  # fmt: skip
+
+
+def group_throughput(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``stage_fps``: frames per second each stage group (:data:`GROUPS`) could sustain alone, one over its mean time
+    per frame; ``limiting_stage``: the slowest group."""
+    fps = {}
+    for name, stages in GROUPS.items():
+        mean = float(np.mean([sum(row.get(s, 0.0) for s in stages) for row in rows]))
+        if mean > 0:
+            fps[name] = round(1000.0 / mean, 1)
+    return {"stage_fps": fps, "limiting_stage": min(fps, key=fps.get) if fps else None}

@@ -21,7 +21,14 @@ NOTES = {
     "postprocess": "crop, clip, to uint8",
 }
 EXPLAIN = {
-    "inprocess": (
+    "pipelined": (
+        "Pipelined (one process, the sender's capture, encode and coding + sending on three threads, the receiver's "
+        "network + entropy decoding and decoding + output on two): stages of successive frames overlap, so the frame "
+        "rate is set by the slowest stage group, not by the sum. 'receive' is socket transit plus the time a packet "
+        "waits while the receiver's threads are busy with earlier frames. On two cores every stage's wall time "
+        "includes waits for a core."
+    ),
+    "lockstep": (
         "Lock-step (one thread): each frame is received and decoded before the next is captured, so nothing queues: "
         "'receive' is ZeroMQ's loopback transit plus the sender's bookkeeping after the send (its stats record), and "
         "'untimed' the code between the timed stages (the rate controller's commit, the receiver's record)."
@@ -62,9 +69,20 @@ def format_run(run: dict[str, Any]) -> str:
     procs = ", ".join(f"{name} {c['percent']:.0f}%" for name, c in cpu["processes"].items() if c["percent"] is not None)
     layers = " ".join(f"L{k}:{v}" for k, v in run["layers"].items())
     load = f"; load average {run['load_avg'][0]:.1f}" if run["load_avg"] else ""
+    before = f" (+{run['dropped_capture']} before encoding)" if run.get("dropped_capture") else ""
     lines.append(f"{run['fps']:.2f} fps; CPU {procs or '-'} of one core over {cpu['wall_s']:.1f} s "
                  f"({cpu['cores']} cores{load}); layers {layers}; {run['bits_mean'] / 8000:.2f} kB/frame; "
-                 f"dropped {run['dropped']}")  # fmt: skip
+                 f"dropped {run['dropped']}{before}")  # fmt: skip
+    if run.get("stage_fps"):
+        alone = ", ".join(f"{name} {fps:.1f}" for name, fps in run["stage_fps"].items())
+        lines += textwrap.wrap(f"Throughput each stage group could sustain alone (fps): {alone}; the limit: "
+                               f"{run['limiting_stage']}", width=118)  # fmt: skip
+    if run.get("x264"):
+        x = run["x264"]
+        lines += textwrap.wrap(f"x264 {x['preset']} {x['tune']} on the same frames: encode {x['encode_ms']:.2f} + "
+                               f"decode {x['decode_ms']:.2f} ms/frame; edgecodec's codec (encode, entropy coding both "
+                               f"ways, decode) {x['edgecodec_ms']:.2f} ms/frame: {x['ratio']:.1f} times x264's",
+                               width=118)  # fmt: skip
     ss = run["stage_sum"]
     share = 100 * ss["p50_sum_ms"] / ss["glass_to_glass_p50_ms"] if ss["glass_to_glass_p50_ms"] > 0 else 0.0
     summed = f"{ss['timed_stages'][0]}..{ss['timed_stages'][-1]}, without capture and receive"

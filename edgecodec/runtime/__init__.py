@@ -120,6 +120,43 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+FAST_CPU_MODEL = "hqa5-cpu"  # the shipped model whose encoder keeps 640x480 at camera rate on two cores
+
+
+def streaming_defaults(
+    model: str | None, backend: str, device: str, *, decode_only: bool = False
+) -> tuple[str, str, str | None]:
+    """The model and backend a streaming command uses, and the one line that says so (None when nothing was chosen
+    for the user). Issue 16: on a CPU, an unset ``--model`` is :data:`FAST_CPU_MODEL` and ``--backend auto`` is
+    ``onnx`` for an encoder and ``onnx-int8`` for a receiver's decoders (1.6-2x faster, within 0.07 dB on average,
+    docs/backends.md); on a GPU the default model (hqa5) and ``auto``. An explicit ``--model`` or ``--backend`` is
+    kept as given."""
+    from edgecodec.zoo import DEFAULT_MODEL
+
+    cpu = resolve_device(device) == "cpu"
+    chosen_model = model if model is not None else (FAST_CPU_MODEL if cpu else DEFAULT_MODEL)
+    chosen_backend = backend
+    if backend == "auto" and cpu and has_onnxruntime():
+        chosen_backend = "onnx-int8" if decode_only else "onnx"
+    if not cpu or (model is not None and backend != "auto"):
+        return chosen_model, chosen_backend, None
+    what = "decoders" if decode_only else "encoder"
+    return chosen_model, chosen_backend, (
+        f"no GPU: model {chosen_model}, backend {chosen_backend} ({what}), the fastest path on a CPU "
+        "(--model and --backend choose others)"
+    )
+
+
+def split_threads(threads: int | None) -> int:
+    """The CPU threads of each network when a sender and a receiver share this process (the demo, the profiler):
+    ``threads`` if given, else half the usable CPUs (at least 1), so that the encoder and the decoders do not fight
+    over every core while the entropy coders and the capture run beside them."""
+    if threads is not None:
+        return threads
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, usable // 2)
+
+
 def has_onnxruntime() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
