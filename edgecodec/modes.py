@@ -138,7 +138,10 @@ class RowDecoder:
         # invalid[r][mode, x]: a mode whose neighbour lies outside the grid, at row 0, 1 and >= 2
         inside = [[(y + dy >= 0) & (x + dx >= 0) & (x + dx < w) for dy, dx in offs] for y in range(3)]
         self.invalid = [~np.array(rows + [np.ones(w, bool)]) for rows in inside]
-        self.edges = np.flatnonzero(self.invalid[2].any(0))  # the only columns where rows >= 2 can go wrong
+        # From row 2 on only a few columns at the edges can go wrong: (column, modes that cannot occur there)
+        self.edges = [
+            (int(x), set(np.flatnonzero(bad).tolist())) for x, bad in enumerate(self.invalid[2].T) if bad.any()
+        ]
 
     def contexts(self, y: int) -> np.ndarray:
         """``(w,)`` int64 mode contexts of row ``y`` (the rows above resolved)."""
@@ -146,11 +149,10 @@ class RowDecoder:
 
     def check(self, y: int, modes: np.ndarray) -> None:
         """BitstreamError if one of the ``(w,)`` decoded modes of row ``y`` copies from outside the grid."""
-        invalid = self.invalid[min(y, 2)]
         if y < 2:
-            bad = invalid[modes, self.x].any()
+            bad = np.count_nonzero(self.invalid[y][modes, self.x])
         else:
-            bad = invalid[modes[self.edges], self.edges].any()
+            bad = any(int(modes[x]) in modes_out for x, modes_out in self.edges)
         if bad:
             raise BitstreamError(f"corrupt id payload: a copy from outside the grid in row {y}")
 
@@ -165,7 +167,9 @@ class RowDecoder:
         s = y % 3
         source = self.here[s] + self.delta[s].take(modes)
         dx = self.dx_same_row.take(modes)
-        if dx.any():  # copies within the row point left: follow them to a source outside the row (pointer jumping)
+        if np.count_nonzero(
+            dx
+        ):  # copies within the row point left: follow them to a source outside the row (pointer jumping)
             parent = self.x + dx
             total = int(np.add.reduce(parent))
             while True:
