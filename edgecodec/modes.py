@@ -91,7 +91,7 @@ def mode_contexts(ids: np.ndarray, modes: np.ndarray, period: int, y0: int, y1: 
     m = n + 2
     w = ids.shape[1]
     y = np.arange(y0, y1)
-    out = _base_rows(period, w)[(y > 0) * period + y % period]
+    out = _base_rows(period, w).take((y > 0) * period + y % period, axis=0)
     first, second = max(y0, 1), max(y0, 2) if period == 2 else max(y0, 1)  # first rows with the feature
     if first < y1:
         out[first - y0 :] += _equalities(np.asarray(ids)[first - 1 : y1 - 1])

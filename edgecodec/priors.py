@@ -374,18 +374,16 @@ class ContextPrior:
         """The grid's symbols as :data:`Run` s in decode order: same symbols and probabilities as :meth:`segments`,
         in fewer, larger arrays. Per row: the modes (one probability row each), then the NEW ids of each class."""
         plan = self._plan(ids)
-        h, w = plan.modes.shape
-        p = self.period
+        (h, w), p, b = plan.modes.shape, self.period, plan.bounds
         rows = self.mode_tables.probabilities.take(plan.contexts.ravel(), axis=0).reshape(h, w, -1)
-        freqs = plan.freqs
+        freqs = plan.freqs.reshape(h * p, -1)
         tables = freqs / freqs.sum(-1, keepdims=True)  # == Tables(freqs[y, j]).probabilities[0], all at once
-        b, out = plan.bounds, []
-        for y in range(h):
-            out.append((rows[y], plan.modes[y]))
-            for j in range(p):
-                if b[y * p + j + 1] > b[y * p + j]:
-                    out.append((tables[y, j], plan.symbols[b[y * p + j] : b[y * p + j + 1]]))
-        return out
+        out: list = [None] * (h * (p + 1))  # row y: its modes at y * (p + 1), then its p classes of NEW ids
+        out[:: p + 1] = zip(rows, plan.modes, strict=True)
+        new = [(t, plan.symbols[a:e]) for t, a, e in zip(tables, b[:-1], b[1:], strict=True)]
+        for j in range(p):
+            out[j + 1 :: p + 1] = new[j::p]
+        return [run for run in out if len(run[1])]
 
     def segments(self, ids: np.ndarray, previous: np.ndarray | None = None) -> Iterator[Segment]:
         plan = self._plan(ids)
