@@ -352,23 +352,27 @@ class ContextPrior:
             new, ids = (np.concatenate([a[:, j::p] for j in range(p)], 1) for a in (new, ids))
         symbols = ids[new].astype(np.int32)
         bounds = np.concatenate(([0], np.cumsum(counts.ravel())))
-        return _Plan(modes.astype(np.int32), contexts, symbols, bounds.tolist(), self._new_freqs(symbols, counts))
+        return _Plan(modes.astype(np.int32), contexts, symbols, bounds.tolist(), *self._new_freqs(symbols, counts))
 
-    def _new_freqs(self, symbols: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """``(h, p, K)`` int64 NEW tables of each row and class: base + weight x that class's NEW ids in the rows above
-        (rows ``y - p``, ``y - 2p``, ...). ``symbols``: the NEW ids in decode order; ``counts``: ``(h, p)`` of them."""
+    def _new_freqs(self, symbols: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The NEW tables of each row and class: ``(h, p, K)`` int64 ``freqs`` (base + weight x that class's NEW ids
+        in the rows above: rows ``y - p``, ``y - 2p``, ...) and their ``(h, p)`` int64 sums. ``symbols``: the NEW ids
+        in decode order; ``counts``: ``(h, p)`` of them per row and class."""
         h, p, k = counts.shape[0], self.period, self.num_ids
         q = -(-h // p)  # row y is (y // p, y % p) below: the rows of one class follow each other along axis 0
         group = np.repeat(np.arange(h * p), counts.ravel())
-        seen = np.bincount(group * k + symbols, minlength=q * p * p * k).reshape(q, p * p * k)
+        added = np.bincount(group * k + symbols, minlength=q * p * p * k).reshape(q, p * p * k)
+        added *= self.new_weight
+        freqs = np.empty_like(added)
+        freqs[0] = self.new_base.reshape(-1)
         for i in range(1, q):  # a running sum, row by row (np.cumsum along axis 0 is ~10x slower)
-            seen[i] += seen[i - 1]
-        freqs = np.empty_like(seen)
-        freqs[0] = 0
-        freqs[1:] = seen[:-1]
-        freqs *= self.new_weight
-        freqs += self.new_base.reshape(-1)
-        return freqs.reshape(q * p, p, k)[:h]
+            np.add(freqs[i - 1], added[i - 1], out=freqs[i])
+        padded = np.zeros((q * p, p), np.int64)
+        padded[:h] = counts
+        padded = padded.reshape(q, p * p)
+        before = np.cumsum(padded, 0) - padded  # NEW ids of each class in the rows above (a small array)
+        totals = self.new_base.sum(1) + self.new_weight * before
+        return freqs.reshape(q * p, p, k)[:h], totals.reshape(q * p, p)[:h]
 
     def runs(self, ids: np.ndarray, previous: np.ndarray | None = None) -> list[Run]:
         """The grid's symbols as :data:`Run` s in decode order: same symbols and probabilities as :meth:`segments`,
@@ -376,8 +380,8 @@ class ContextPrior:
         plan = self._plan(ids)
         (h, w), p, b = plan.modes.shape, self.period, plan.bounds
         rows = self.mode_tables.probabilities.take(plan.contexts.ravel(), axis=0).reshape(h, w, -1)
-        freqs = plan.freqs.reshape(h * p, -1)
-        tables = freqs / freqs.sum(-1, keepdims=True)  # == Tables(freqs[y, j]).probabilities[0], all at once
+        # == Tables(freqs[y, j]).probabilities[0], all at once: the same divisions of the same integers
+        tables = plan.freqs.reshape(h * p, -1) / plan.totals.reshape(h * p, 1)
         out: list = [None] * (h * (p + 1))  # row y: its modes at y * (p + 1), then its p classes of NEW ids
         out[:: p + 1] = zip(rows, plan.modes, strict=True)
         new = [(t, plan.symbols[a:e]) for t, a, e in zip(tables, b[:-1], b[1:], strict=True)]
@@ -426,7 +430,8 @@ class _Plan:
     ``modes``: ``(h, w)`` int32; ``contexts``: ``(h, w)`` int64 rows of ``mode_tables``; ``symbols``: the NEW ids
     (int32), row by row and within a row class by class (``x % p``); those of row ``y``, class ``j`` are
     ``symbols[bounds[y * p + j] : bounds[y * p + j + 1]]`` and are coded with the table ``freqs[y, j]`` (``(h, p, K)``
-    int64, the class's base table plus ``new_weight`` x the NEW ids of that class in the rows above).
+    int64, the class's base table plus ``new_weight`` x the NEW ids of that class in the rows above), whose sum is
+    ``totals[y, j]`` (``(h, p)`` int64).
     """
 
     modes: np.ndarray
@@ -434,6 +439,7 @@ class _Plan:
     symbols: np.ndarray
     bounds: list[int]
     freqs: np.ndarray
+    totals: np.ndarray
 
 
 # ---- model tables -> prior, ideal code lengths --------------------------------------------------------------
