@@ -139,9 +139,8 @@ class RowDecoder:
         inside = [[(y + dy >= 0) & (x + dx >= 0) & (x + dx < w) for dy, dx in offs] for y in range(3)]
         self.invalid = [~np.array(rows + [np.ones(w, bool)]) for rows in inside]
         # From row 2 on only a few columns at the edges can go wrong: (column, modes that cannot occur there)
-        self.edges = [
-            (int(x), set(np.flatnonzero(bad).tolist())) for x, bad in enumerate(self.invalid[2].T) if bad.any()
-        ]
+        columns = np.flatnonzero(self.invalid[2].any(0)).tolist()
+        self.edges = [(x, set(np.flatnonzero(self.invalid[2][:, x]).tolist())) for x in columns]
 
     def contexts(self, y: int) -> np.ndarray:
         """``(w,)`` int64 mode contexts of row ``y`` (the rows above resolved)."""
