@@ -12,10 +12,15 @@ little-endian bytes. Two kinds of prior:
   decoding; the ids of one context are coded in one call, so the Python loop runs over contexts, never symbols.
 * :class:`~edgecodec.priors.SequentialPrior` (e.g. :class:`ContextPrior`): the prior lists segments of symbols with
   their tables in decode order; each segment is one constriction call (a concrete model when the whole segment uses one
-  table, else a model family with one probability row per symbol). ContextPrior makes a few segments per grid row.
+  table, else a model family with one probability row per symbol). A prior that has a ``runs(ids, previous)`` method
+  (ContextPrior) hands the encoder the same symbols as :data:`~edgecodec.priors.Run` s instead, with their
+  probabilities already looked up for the whole grid, so that the encoder's loop does nothing but the calls.
+  ContextPrior makes a few segments per grid row, and decodes a row with as many calls.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import constriction
 import numpy as np
@@ -27,6 +32,8 @@ from .priors import (
     ContextPrior,
     IdPrior,
     PriorTables,
+    Run,
+    Segment,
     SequentialPrior,
     StaticPrior,
     Tables,
@@ -111,16 +118,8 @@ def encode_ids(ids: np.ndarray, prior: IdPrior | SequentialPrior, previous: np.n
     ids = _check_ids(ids, prior.num_ids)
     coder = constriction.stream.stack.AnsCoder()
     if isinstance(prior, SequentialPrior):
-        # A stack: push the segments last-to-first so the decoder pops them in order.
-        for seg in reversed(list(prior.segments(ids, previous))):
-            symbols = np.asarray(seg.symbols, dtype=np.int32)
-            if not symbols.size:
-                continue
-            if isinstance(seg.contexts, (int, np.integer)):
-                model = constriction.stream.model.Categorical(seg.tables.probabilities[seg.contexts], perfect=False)
-                coder.encode_reverse(symbols, model)
-            else:
-                coder.encode_reverse(symbols, _FAMILY, seg.tables.probabilities[seg.contexts])
+        runs = getattr(prior, "runs", None)
+        _push(coder, runs(ids, previous) if runs is not None else _segment_runs(prior.segments(ids, previous)))
         return coder.get_compressed().astype("<u4").tobytes()
     freqs, contexts = _resolve(prior, ids.shape, previous)
     flat = ids.reshape(-1).astype(np.int32)
@@ -130,6 +129,29 @@ def encode_ids(ids: np.ndarray, prior: IdPrior | SequentialPrior, previous: np.n
         if symbols.size:
             coder.encode_reverse(symbols, _model(freqs[c]))
     return coder.get_compressed().astype("<u4").tobytes()
+
+
+def _segment_runs(segments: Iterator[Segment]) -> list[Run]:
+    """The :data:`~edgecodec.priors.Run` s of a prior's segments, empty ones left out."""
+    out = []
+    for seg in segments:
+        symbols = np.asarray(seg.symbols, dtype=np.int32)
+        if symbols.size:
+            probabilities = seg.tables.probabilities
+            if isinstance(seg.contexts, (int, np.integer)):
+                out.append((probabilities[seg.contexts], symbols))
+            else:
+                out.append((probabilities.take(np.asarray(seg.contexts), axis=0), symbols))
+    return out
+
+
+def _push(coder: constriction.stream.stack.AnsCoder, runs: list[Run]) -> None:
+    """Encode ``runs`` so that the decoder pops them in order: a stack, so last to first."""
+    for probabilities, symbols in reversed(runs):
+        if probabilities.ndim == 1:
+            coder.encode_reverse(symbols, constriction.stream.model.Categorical(probabilities, perfect=False))
+        else:
+            coder.encode_reverse(symbols, _FAMILY, probabilities)
 
 
 def _reader(coder: constriction.stream.stack.AnsCoder):
@@ -142,7 +164,7 @@ def _reader(coder: constriction.stream.stack.AnsCoder):
             if isinstance(contexts, (int, np.integer)):
                 model = constriction.stream.model.Categorical(tables.probabilities[contexts], perfect=False)
                 return coder.decode(model, count)
-            return coder.decode(_FAMILY, tables.probabilities[contexts])
+            return coder.decode(_FAMILY, tables.probabilities.take(contexts, axis=0))
         except (ValueError, RuntimeError) as e:  # constriction refuses a state it cannot have produced
             raise BitstreamError(f"corrupt id payload: {e}") from None
 

@@ -11,12 +11,16 @@ Two kinds of prior:
 * :class:`SequentialPrior` (``segments(ids)`` / ``decode(shape, read)``): the tables of a symbol may depend on symbols
   decoded before it. The prior lists the symbol *segments* in decode order, each with its integer tables and a table
   index per symbol; the coder encodes them, and on the way back the prior drives decoding through a ``read`` callback,
-  one segment at a time. :class:`ContextPrior` is one; an inter-frame or learned model can be another.
+  one segment at a time. :class:`ContextPrior` is one; an inter-frame or learned model can be another. A prior may
+  also give ``runs(ids, previous)``: the same symbols with their probabilities looked up (:data:`Run`), which the
+  encoder then takes instead of the segments.
 
 :class:`ContextPrior` codes each id as a *mode*: a copy of a causal neighbour at a fixed offset (the first offset in
-priority order whose id is equal), or NEW. Grids are coded row by row: the row's modes (one table per context, the
-context taken from the rows above), then the row's NEW ids (one table per position class, plus the counts of the NEW
-ids already coded in this grid), then the copies are resolved with numpy. See ``docs/bitstream.md``.
+priority order whose id is equal), or NEW (:mod:`edgecodec.modes`). Grids are coded row by row: the row's modes (one
+table per context, the context taken from the rows above), then the row's NEW ids (one table per position class, plus
+the counts of the NEW ids already coded in this grid), then the copies are resolved with numpy. See
+``docs/bitstream.md``. The encoder knows every table beforehand and computes them for the whole grid at once; the
+decoder must go row by row (a row's contexts depend on the ids above it), with a handful of numpy calls per row.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from edgecodec.errors import BitstreamError
+from edgecodec.modes import RowDecoder, compact, compute_modes, mode_contexts, num_contexts, offsets
 
 __all__ = [
     "DEFAULT_TOTAL_BITS",
@@ -37,6 +41,7 @@ __all__ = [
     "IdPrior",
     "PriorCounter",
     "PriorTables",
+    "Run",
     "Segment",
     "SequentialPrior",
     "StaticPrior",
@@ -182,6 +187,15 @@ class Tables:
         t.freqs = freqs[None, :]
         return t
 
+    @classmethod
+    def _exact(cls, freqs: np.ndarray, probabilities: np.ndarray) -> Tables:
+        """One ``(K,)`` table of valid integer ``freqs`` whose caller already computed ``probabilities`` as
+        ``freqs / freqs.sum()`` (the same division :attr:`probabilities` makes): row-wise decoding skips both."""
+        t = cls.__new__(cls)
+        t.freqs = freqs[None, :]
+        t.__dict__["probabilities"] = probabilities[None, :]
+        return t
+
     @property
     def num_symbols(self) -> int:
         return int(self.freqs.shape[1])
@@ -202,6 +216,12 @@ class Segment:
     contexts: np.ndarray | int
     symbols: np.ndarray
 
+
+Run = tuple[np.ndarray, np.ndarray]
+"""``(probabilities, symbols)``: ``symbols`` (``(n,)`` int32) coded with float64 ``probabilities`` that are an integer
+table's ``freqs / freqs.sum()``: one ``(A,)`` table for all of them, or ``(n, A)``, one row per symbol (C-contiguous).
+What a prior with a ``runs(ids, previous)`` method gives the coder instead of :class:`Segment` s: same symbols and
+probabilities, in decode order, with the tables already looked up (see :meth:`ContextPrior.runs`)."""
 
 SymbolReader = Callable[[Tables, "np.ndarray | int", int], np.ndarray]
 """``read(tables, contexts, count)``: the next ``count`` symbols, symbol ``i`` decoded with table ``contexts[i]``
@@ -225,70 +245,6 @@ class SequentialPrior(Protocol):
 
 
 # ---- the mode context model ------------------------------------------------------------------------------------
-def offsets(period: int) -> tuple[tuple[int, int], ...]:
-    """Copy offsets (dy, dx) in priority order. ``period`` 2 suits grids made by space-to-depth."""
-    if period == 1:
-        return ((0, -1), (-1, 0), (-1, -1), (-1, 1))
-    if period == 2:
-        return ((0, -2), (-2, 0), (0, -1), (-1, 0), (-1, -1), (-1, 1))
-    raise ValueError(f"period must be 1 or 2, got {period}")
-
-
-def num_contexts(period: int) -> int:
-    """Mode contexts: class (period**2) x availability (8) x equalities above (8) x two modes above (n + 2 each)."""
-    n = len(offsets(period))
-    return period * period * 64 * (n + 2) ** 2
-
-
-def _shift(a: np.ndarray, y0: int, y1: int, dy: int, dx: int, fill: int) -> np.ndarray:
-    """``a[y + dy, x + dx]`` for rows ``y0 <= y < y1`` (``dy < 0``), ``fill`` where that lies outside the grid."""
-    w = a.shape[1]
-    out = np.full((y1 - y0, w), fill, np.int64)
-    lo = max(y0, -dy)
-    if lo < y1:
-        src = a[lo + dy : y1 + dy]
-        if dx <= 0:
-            out[lo - y0 :, -dx:] = src[:, : w + dx]
-        else:
-            out[lo - y0 :, : w - dx] = src[:, dx:]
-    return out
-
-
-def compute_modes(ids: np.ndarray, period: int) -> np.ndarray:
-    """Mode of every position: index of the first offset whose neighbour holds the same id, else ``len(offsets)``."""
-    offs = offsets(period)
-    h, w = ids.shape
-    ids = ids.astype(np.int64, copy=False)
-    modes = np.full((h, w), len(offs), np.int64)
-    for j in reversed(range(len(offs))):
-        dy, dx = offs[j]
-        nb = np.full((h, w), -1, np.int64)
-        ys, xs = slice(max(-dy, 0), h), slice(max(-dx, 0), min(w, w - dx))
-        nb[ys, xs] = ids[max(-dy, 0) + dy : h + dy, xs.start + dx : xs.stop + dx]
-        modes[nb == ids] = j
-    return modes
-
-
-def mode_contexts(ids: np.ndarray, modes: np.ndarray, period: int, y0: int, y1: int) -> np.ndarray:
-    """Context index of the mode at every position of rows ``y0 <= y < y1``, from rows above ``y`` only.
-
-    Features: position class ``(y % p) * p + x % p``; which of up, left, right exist; which of the ids up, up-left,
-    up-right are equal; the mode up, and the mode two up (period 2) or up-left (period 1). ``ids`` and ``modes`` need
-    only rows ``< y1 - 1`` filled.
-    """
-    n = len(offsets(period))
-    w = ids.shape[1]
-    y = np.arange(y0, y1)[:, None]
-    x = np.arange(w)[None, :]
-    up, up_left, up_right = (_shift(ids, y0, y1, -1, dx, -1 - j) for j, dx in enumerate((0, -1, 1)))
-    equal = (up == up_left) + 2 * (up == up_right) + 4 * (up_left == up_right)
-    available = (y > 0) + 2 * (x > 0) + 4 * (x < w - 1)
-    cls = (y % period) * period + x % period
-    mode_up = _shift(modes, y0, y1, -1, 0, n + 1)
-    mode_2nd = _shift(modes, y0, y1, -2, 0, n + 1) if period == 2 else _shift(modes, y0, y1, -1, -1, n + 1)
-    return (((cls * 8 + available) * 8 + equal) * (n + 2) + mode_2nd) * (n + 2) + mode_up
-
-
 _ALPHA = 4  # pseudo-counts of the overall mode distribution added to each context's counts
 _PARAM_VERSION = 1
 DEFAULT_NEW_WEIGHT = 64  # NEW table = base (sums to 2**16) + 64 x counts so far: the base weighs as 1024 ids
@@ -312,6 +268,7 @@ class PriorCounter:
         ids = np.asarray(ids).astype(np.int64)
         if ids.ndim != 2 or ids.size == 0 or ids.min() < 0 or ids.max() >= self.num_ids:
             raise ValueError(f"ids must be a non-empty 2-d grid of values in [0, {self.num_ids})")
+        ids = compact(ids)
         modes = compute_modes(ids, self.period)
         ctx = mode_contexts(ids, modes, self.period, 0, ids.shape[0])
         m = self.mode.shape[1]
@@ -382,107 +339,107 @@ class ContextPrior:
     def __repr__(self) -> str:
         return f"ContextPrior(num_ids={self.num_ids}, period={self.period}, new_weight={self.new_weight})"
 
-    def _new_tables(self, counts: np.ndarray, cls: int) -> Tables:
-        # entries in [1, 2**16 + 256 * 2**22]: valid uint32 by construction
-        return Tables._unchecked((self.new_base[cls] + self.new_weight * counts[cls]).astype(np.uint32))
-
-    def _row_classes(self, y: int, columns: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:
-        """(class, column mask) of each position class of row ``y``; ``columns[j]`` masks the columns ``x % p == j``."""
+    def _plan(self, ids: np.ndarray) -> _Plan:
+        """Everything the encoder codes, computed for the whole grid at once (see :class:`_Plan`)."""
+        ids = compact(ids)
+        h, w = ids.shape
         p = self.period
-        return [((y % p) * p + j, columns[j]) for j in range(p)]
+        modes = compute_modes(ids, p)
+        contexts = mode_contexts(ids, modes, p, 0, h)
+        new = modes == len(self.offsets)
+        counts = np.stack([np.count_nonzero(new[:, j::p], axis=1) for j in range(p)], 1)  # (h, p)
+        if p > 1:  # a row's NEW ids go class by class (columns x % p == j), left to right within a class
+            new, ids = (np.concatenate([a[:, j::p] for j in range(p)], 1) for a in (new, ids))
+        symbols = ids[new].astype(np.int32)
+        bounds = np.concatenate(([0], np.cumsum(counts.ravel())))
+        return _Plan(modes.astype(np.int32), contexts, symbols, bounds.tolist(), *self._new_freqs(symbols, counts))
 
-    def _columns(self, w: int) -> list[np.ndarray]:
-        return [np.arange(w) % self.period == j for j in range(self.period)]
+    def _new_freqs(self, symbols: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The NEW tables of each row and class: ``(h, p, K)`` int64 ``freqs`` (base + weight x that class's NEW ids
+        in the rows above: rows ``y - p``, ``y - 2p``, ...) and their ``(h, p)`` int64 sums. ``symbols``: the NEW ids
+        in decode order; ``counts``: ``(h, p)`` of them per row and class."""
+        h, p, k = counts.shape[0], self.period, self.num_ids
+        q = -(-h // p)  # row y is (y // p, y % p) below: the rows of one class follow each other along axis 0
+        group = np.repeat(np.arange(h * p), counts.ravel())
+        added = np.bincount(group * k + symbols, minlength=q * p * p * k).reshape(q, p * p * k)
+        added *= self.new_weight
+        freqs = np.empty_like(added)
+        freqs[0] = self.new_base.reshape(-1)
+        for i in range(1, q):  # a running sum, row by row (np.cumsum along axis 0 is ~10x slower)
+            np.add(freqs[i - 1], added[i - 1], out=freqs[i])
+        padded = np.zeros((q * p, p), np.int64)
+        padded[:h] = counts
+        padded = padded.reshape(q, p * p)
+        before = np.cumsum(padded, 0) - padded  # NEW ids of each class in the rows above (a small array)
+        totals = self.new_base.sum(1) + self.new_weight * before
+        return freqs.reshape(q * p, p, k)[:h], totals.reshape(q * p, p)[:h]
+
+    def runs(self, ids: np.ndarray, previous: np.ndarray | None = None) -> list[Run]:
+        """The grid's symbols as :data:`Run` s in decode order: same symbols and probabilities as :meth:`segments`,
+        in fewer, larger arrays. Per row: the modes (one probability row each), then the NEW ids of each class."""
+        plan = self._plan(ids)
+        (h, w), p, b = plan.modes.shape, self.period, plan.bounds
+        rows = self.mode_tables.probabilities.take(plan.contexts.ravel(), axis=0).reshape(h, w, -1)
+        # == Tables(freqs[y, j]).probabilities[0], all at once: the same divisions of the same integers
+        tables = plan.freqs.reshape(h * p, -1) / plan.totals.reshape(h * p, 1)
+        out: list = [None] * (h * (p + 1))  # row y: its modes at y * (p + 1), then its p classes of NEW ids
+        out[:: p + 1] = zip(rows, plan.modes, strict=True)
+        new = [(t, plan.symbols[a:e]) for t, a, e in zip(tables, b[:-1], b[1:], strict=True)]
+        for j in range(p):
+            out[j + 1 :: p + 1] = new[j::p]
+        return [run for run in out if len(run[1])]
 
     def segments(self, ids: np.ndarray, previous: np.ndarray | None = None) -> Iterator[Segment]:
-        ids = np.asarray(ids).astype(np.int64)
-        h, w = ids.shape
-        modes = compute_modes(ids, self.period)
-        contexts = mode_contexts(ids, modes, self.period, 0, h)
-        new = modes == len(self.offsets)
-        counts = np.zeros((self.period**2, self.num_ids), np.int64)
-        masks = self._columns(w)
-        for y in range(h):
-            yield Segment(self.mode_tables, contexts[y], modes[y])
-            for cls, columns in self._row_classes(y, masks):
-                symbols = ids[y][new[y] & columns]
-                if symbols.size:
-                    yield Segment(self._new_tables(counts, cls), 0, symbols)
-                    counts[cls] += np.bincount(symbols, minlength=self.num_ids)
+        plan = self._plan(ids)
+        p, b = self.period, plan.bounds
+        for y in range(plan.modes.shape[0]):
+            yield Segment(self.mode_tables, plan.contexts[y], plan.modes[y])
+            for j in range(p):
+                if b[y * p + j + 1] > b[y * p + j]:
+                    table = Tables._unchecked(plan.freqs[y, j].astype(np.uint32))
+                    yield Segment(table, 0, plan.symbols[b[y * p + j] : b[y * p + j + 1]])
 
     def decode(self, shape: tuple[int, int], read: SymbolReader, previous: np.ndarray | None = None) -> np.ndarray:
         h, w = shape
-        n = len(self.offsets)
-        ids = np.zeros((h, w), np.int64)
-        modes = np.zeros((h, w), np.int64)
-        counts = np.zeros((self.period**2, self.num_ids), np.int64)
-        contexts = _RowContexts(self.period, w)
-        x = np.arange(w)
-        # Copies read a buffer of three rows [y - 2, y - 1, y]; a copy's source is an index into it.
-        buffer = np.zeros(3 * w, np.int64)
-        source = np.arange(3 * w)
-        delta = np.array([dy * w + dx for dy, dx in self.offsets] + [0], np.int64)
-        valid = [self._valid_modes(y, w) for y in range(3)]  # rows 0, 1 and >= 2
-        masks = self._columns(w)
+        p, n, weight = self.period, len(self.offsets), self.new_weight
+        rows = RowDecoder(p, w)
+        freqs = self.new_base.copy()  # (p * p, K): each class's NEW table, base + weight x NEW ids so far
+        totals = freqs.sum(1).tolist()
+        ids = np.empty((h, w), np.int64)
         for y in range(h):
-            row_modes = read(self.mode_tables, contexts(y, ids, modes), w).astype(np.int64)
-            if not valid[min(y, 2)][row_modes, x].all():
-                raise BitstreamError(f"corrupt id payload: a copy from outside the grid in row {y}")
-            new = row_modes == n
-            for cls, columns in self._row_classes(y, masks):
-                sel = new & columns
-                k = int(np.count_nonzero(sel))
-                if k:
-                    symbols = read(self._new_tables(counts, cls), 0, k).astype(np.int64)
-                    buffer[2 * w :][sel] = symbols
-                    counts[cls] += np.bincount(symbols, minlength=self.num_ids)
-            source[2 * w :] = 2 * w + x + delta[row_modes]
-            while True:  # pointer jumping: same-row copies point left, so chains end within log2(w) steps
-                jumped = source[source]
-                if np.array_equal(jumped, source):
-                    break
-                source = jumped
-            ids[y] = buffer[source[2 * w :]]
-            modes[y] = row_modes
-            buffer[: 2 * w] = buffer[w:]
-            buffer[w : 2 * w] = ids[y]
-            source = np.arange(3 * w)
+            modes = read(self.mode_tables, rows.contexts(y), w)
+            rows.check(y, modes)
+            new, values = modes == n, rows.values(y)
+            for j in range(p):
+                sel = new[j::p]
+                count = int(np.count_nonzero(sel))
+                if count:
+                    cls = (y % p) * p + j
+                    symbols = read(Tables._exact(freqs[cls], freqs[cls] / totals[cls]), 0, count)
+                    values[j::p][sel] = symbols
+                    np.add.at(freqs[cls], symbols, weight)
+                    totals[cls] += weight * count
+            ids[y] = rows.resolve(y, modes)
         return ids
 
-    def _valid_modes(self, y: int, w: int) -> np.ndarray:
-        """``(n + 1, w)``: whether mode m may occur at column x of row y (its offset lies inside the grid)."""
-        x = np.arange(w)
-        rows = [(y + dy >= 0) & (x + dx >= 0) & (x + dx < w) for dy, dx in self.offsets]
-        return np.array(rows + [np.ones(w, bool)])
 
+@dataclass(frozen=True)
+class _Plan:
+    """What :class:`ContextPrior` codes for one ``(h, w)`` grid, in decode order.
 
-class _RowContexts:
-    """:func:`mode_contexts` of one row at a time, as the decoder needs them: same values, fewer numpy calls."""
+    ``modes``: ``(h, w)`` int32; ``contexts``: ``(h, w)`` int64 rows of ``mode_tables``; ``symbols``: the NEW ids
+    (int32), row by row and within a row class by class (``x % p``); those of row ``y``, class ``j`` are
+    ``symbols[bounds[y * p + j] : bounds[y * p + j + 1]]`` and are coded with the table ``freqs[y, j]`` (``(h, p, K)``
+    int64, the class's base table plus ``new_weight`` x the NEW ids of that class in the rows above), whose sum is
+    ``totals[y, j]`` (``(h, p)`` int64).
+    """
 
-    def __init__(self, period: int, w: int) -> None:
-        self.period, self.n = period, len(offsets(period))
-        x = np.arange(w)
-        self.base = {
-            (above, parity): ((parity * period + x % period) * 8 + above + 2 * (x > 0) + 4 * (x < w - 1)) * 8
-            for above in (0, 1)
-            for parity in range(period)
-        }
-        self.padded = np.empty(w + 2, np.int64)
-        self.padded[0], self.padded[-1] = -2, -3  # up-left at x = 0, up-right at x = w - 1
-        self.none = np.full(w, self.n + 1, np.int64)
-
-    def __call__(self, y: int, ids: np.ndarray, modes: np.ndarray) -> np.ndarray:
-        n, base = self.n, self.base[(int(y > 0), y % self.period)]
-        if y == 0:
-            return (base * (n + 2) + self.none) * (n + 2) + self.none
-        self.padded[1:-1] = ids[y - 1]
-        up, up_left, up_right = self.padded[1:-1], self.padded[:-2], self.padded[2:]
-        equal = (up == up_left) + 2 * (up == up_right) + 4 * (up_left == up_right)
-        if self.period == 2:
-            second = modes[y - 2] if y >= 2 else self.none
-        else:
-            second = np.concatenate(([n + 1], modes[y - 1][:-1]))
-        return ((base + equal) * (n + 2) + second) * (n + 2) + modes[y - 1]
+    modes: np.ndarray
+    contexts: np.ndarray
+    symbols: np.ndarray
+    bounds: list[int]
+    freqs: np.ndarray
+    totals: np.ndarray
 
 
 # ---- model tables -> prior, ideal code lengths --------------------------------------------------------------

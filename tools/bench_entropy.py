@@ -4,6 +4,7 @@ The frame is a Kodak image (``../shared/data/eval/kodak/kodim01.png``, or ``--im
 synthetic pattern if none is found. It is run through the network once; then, per layer, ``Codec.code_ids`` (ids ->
 payload) and ``Codec.packet_ids`` (parsed packet -> ids) are timed over ``--repeats`` calls each, after one warm-up
 call, and the median and the fastest call are printed in milliseconds. Only the entropy coder is timed, not the network.
+The load averages before and after are printed too: on a shared machine, quote timings only with them.
 
 P-frames (second table): the next frame is the same picture with sensor noise (sigma 3) and a 96x96 patch moved by
 8 pixels, coded against the first frame's ids. Timed per layer: the conditional replenishment decision
@@ -14,6 +15,7 @@ a sender spends on top of the intra coding it does anyway (decision + inter codi
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -57,7 +59,8 @@ def main() -> None:
         rgb, what = SyntheticSource((width, height)).read().rgb, "synthetic pattern"
     codec = Codec(args.model)
     code = codec.encode(rgb)
-    print(f"model {codec.model.name}, {what} at {width}x{height}, {args.repeats} repeats (median / fastest, ms)")
+    print(f"model {codec.model.name}, {what} at {width}x{height}, {args.repeats} repeats (median / fastest, ms); "
+          f"load average {load()}")  # fmt: skip
     print(f"{'layer':>5} {'grid':>9} {'ids':>7} {'payload B':>9} {'bpp':>7} {'encode ms':>15} {'decode ms':>15}")
     for layer in range(1, codec.num_layers + 1):
         ids = code.ids[layer - 1]
@@ -72,6 +75,15 @@ def main() -> None:
         print(f"{layer:>5} {grid:>9} {ids.size:>7} {len(payload):>9} {bpp:>7.4f} "
               f"{enc[0]:>7.3f} / {enc[1]:<5.3f} {dec[0]:>7.3f} / {dec[1]:<5.3f}")  # fmt: skip
     inter_table(codec, code, next_frame(rgb), args.repeats)
+    print(f"\nload average {load()} (1, 5, 15 min): timings need a quiet machine")
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages, as ``/proc/loadavg`` gives them (``n/a`` where there is none)."""
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def next_frame(rgb: np.ndarray) -> np.ndarray:

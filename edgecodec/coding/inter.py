@@ -40,6 +40,7 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from edgecodec.errors import BitstreamError
+from edgecodec.modes import compact
 from edgecodec.priors import Segment, SymbolReader, Tables, smooth_counts, smooth_rows
 
 __all__ = [
@@ -123,12 +124,13 @@ def _read_flags(read: SymbolReader, total: int, what: str) -> np.ndarray:
 
 # ---- the statistics of one P-frame -------------------------------------------------------------------------------
 _POPCOUNT = np.array([bin(i).count("1") for i in range(NUM_CONTEXTS)], np.int64)
+_CLASS_OF_CONTEXT = TEXTURE_CLASS[_POPCOUNT].astype(np.uint8)  # one look-up instead of two
 
 
 def mode_contexts(ref: np.ndarray) -> np.ndarray:
     """``(h, w)`` uint8 context of every position: bit j set when offset j of :data:`INTER_OFFSETS` can be copied
     there (inside the grid, and the reference holds another id there than at the position itself): 0..15."""
-    ref = np.asarray(ref)
+    ref = compact(ref)
     horizontal = ref[:, 1:] != ref[:, :-1]  # (h, w - 1): x differs from x + 1
     vertical = ref[1:, :] != ref[:-1, :]  # (h - 1, w): y differs from y + 1
     ctx = np.zeros(ref.shape, np.uint8)
@@ -140,20 +142,21 @@ def mode_contexts(ref: np.ndarray) -> np.ndarray:
 
 
 def texture_classes(contexts: np.ndarray) -> np.ndarray:
-    """Class 0..2 of positions by how many reference neighbours hold another id, from their :func:`mode_contexts`."""
-    return TEXTURE_CLASS[_POPCOUNT[contexts]]
+    """uint8 class 0..2 of positions by how many reference neighbours hold another id, from their
+    :func:`mode_contexts` (any shape)."""
+    return _CLASS_OF_CONTEXT.take(contexts)
 
 
 def _neighbours_at(ref: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(4, k)`` reference ids at :data:`INTER_OFFSETS` of positions ``(ys, xs)`` (-1 outside the grid), and
     whether each can be copied."""
     h, w = ref.shape
-    nb = np.full((len(INTER_OFFSETS), ys.size), -1, np.int64)
-    for j, (dy, dx) in enumerate(INTER_OFFSETS):
-        y, x = ys + dy, xs + dx
-        inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
-        nb[j, inside] = ref[y[inside], x[inside]]
-    return nb, (nb >= 0) & (nb != ref[ys, xs])
+    padded = np.full((h + 2, w + 2), -1, np.int64)  # a border of -1: every neighbour is one flat look-up
+    padded[1:-1, 1:-1] = ref
+    padded = padded.ravel()
+    at = (ys + 1) * (w + 2) + (xs + 1)
+    nb = np.stack([padded.take(at + (dy * (w + 2) + dx)) for dy, dx in INTER_OFFSETS])
+    return nb, (nb >= 0) & (nb != padded.take(at))
 
 
 def _modes_at(ids: np.ndarray, nb: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -180,10 +183,10 @@ def _block_grid(shape: tuple[int, int], block: int) -> tuple[int, int]:
 
 
 def _block_of(shape: tuple[int, int], block: int) -> np.ndarray:
-    """``(h, w)`` row-major index of the tile each position lies in."""
+    """``(h, w)`` int32 row-major index of the tile each position lies in."""
     h, w = shape
     _, bw = _block_grid(shape, block)
-    return (np.arange(h)[:, None] // block) * bw + np.arange(w)[None, :] // block
+    return (np.arange(h, dtype=np.int32)[:, None] // block) * bw + np.arange(w, dtype=np.int32)[None, :] // block
 
 
 # ---- the prior ---------------------------------------------------------------------------------------------------
