@@ -6,8 +6,10 @@
 Frames are padded to the model's multiple, as the codec does: 320x240 runs at 320x256 and 1280x720 at 1280x736
 (the table shows the padded size in brackets). Each number is the median
 of ``--iters`` timed calls after warm-up calls; the load average before and after is printed because a shared machine
-makes numbers noisy, and each backend runs in blocks of its own calls, the backends taking turns. ONNX graphs come
-from the artefact cache (exported on first use).
+makes numbers noisy. Each backend is timed in a process of its own, one after the other (issue 16: two ONNX Runtime
+backends in one process under-reported both by 25-45%, their thread pools competing); ``--same-process`` times them
+in one process, in blocks of their own calls, taking turns. ONNX graphs come from the artefact cache (exported on
+first use).
 
     python tools/bench_backends.py --backends torch onnx --parity [DATA]
 
@@ -174,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--cache", default=None, help="artefact cache folder")
     ap.add_argument("--json", default=None, help="also write the results as JSON here")
+    ap.add_argument("--same-process", action="store_true",
+                    help="time every backend in this process (default: each in a process of its own)")  # fmt: skip
     ap.add_argument(
         "--parity",
         nargs="?",
@@ -184,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         "frames under DATA (default ../shared/data)",
     )
     args = ap.parse_args(argv)
+    if len(args.backends) > 1 and not args.parity and not args.same_process:
+        return in_own_processes(args, list(argv if argv is not None else sys.argv[1:]))
 
     import torch
 
@@ -224,6 +230,47 @@ def main(argv: list[str] | None = None) -> int:
         }
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     return 0
+
+
+def in_own_processes(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run this script once per backend, each in a process of its own, one after the other; merge their rows."""
+    import subprocess
+    import tempfile
+
+    keep = _without(argv, {"--backends", "--json"})
+    load_before, rows, meta = os.getloadavg(), [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.backends:
+            out = Path(tmp) / f"{name}.json"
+            done = subprocess.run([sys.executable, __file__, *keep, "--backends", name, "--json", str(out)],
+                                  stdout=subprocess.DEVNULL)  # fmt: skip
+            if done.returncode != 0:
+                return done.returncode
+            result = json.loads(out.read_text())
+            rows += result["rows"]
+            meta = result["meta"]
+    load_after = os.getloadavg()
+    print(
+        f"model {meta['model']}, {args.threads} threads, device {args.device}, median of {args.iters} calls, each "
+        f"backend in a process of its own; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after, "
+        f"{os.cpu_count()} CPUs\n"
+    )
+    print(table(rows))
+    if args.json:
+        meta.update(loadavg=[load_before[0], load_after[0]], processes="one per backend")
+        Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+def _without(argv: list[str], options: set[str]) -> list[str]:
+    """``argv`` less ``options`` and their values."""
+    out, skipping = [], False
+    for arg in argv:
+        if arg.startswith("--"):
+            skipping = arg.split("=", 1)[0] in options
+        if not skipping:
+            out.append(arg)
+    return out
 
 
 if __name__ == "__main__":

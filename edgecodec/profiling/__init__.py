@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPU threads of each network (default: pipelined, half the usable CPUs each for the "
                              "sender's and the receiver's; else all)")  # fmt: skip
     parser.add_argument("--model", help=f"model name or .safetensors path (default {FAST_CPU_MODEL} on a CPU)")
+    parser.add_argument("--only", choices=("sender", "receiver"),
+                        help="one side alone, pipelined, as it runs live (edgecodec/profiling/sides.py): the sender "
+                             "with no network, or the receiver fed the source's packets at its pace")  # fmt: skip
     parser.add_argument("--x264", action=argparse.BooleanOptionalAction, default=True,
                         help="also time x264 ultrafast zerolatency on the same frames, and report the ratio of "
                              "edgecodec's codec time to it (default on)")  # fmt: skip
@@ -195,7 +198,7 @@ def _codec(ns: argparse.Namespace, backend: str, *, decode_only: bool) -> Any:
     from edgecodec.codec import Codec
 
     model, chosen, _ = streaming_defaults(ns.model, backend, ns.device, decode_only=decode_only)
-    threads = split_threads(ns.threads) if ns.mode == "pipelined" else ns.threads
+    threads = split_threads(ns.threads) if ns.mode == "pipelined" and not ns.only else ns.threads
     codec = Codec(model, backend=chosen, device=ns.device, threads=threads)
     codec.backend = TimedBackend(codec.backend)
     return codec
@@ -213,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     combos = [(backend, size) for backend in ns.backend for size in ns.size or [None]]
     runs: list[dict[str, Any]] = []
     codecs: dict[str, Any] = {}
+    if ns.only:
+        return _main_side(ns)
     with cpu_threads(ns.threads if ns.mode == "lockstep" else None):
         for i, (backend, size) in enumerate(combos, 1):
             if len(combos) > 1:
@@ -232,4 +237,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_csv(runs, ns.csv)
     if ns.plot:
         write_plot(runs, ns.plot)
+    return 0
+
+
+def _main_side(ns: argparse.Namespace) -> int:
+    """``--only sender|receiver``: one run per backend and size, printed and written with ``--json``."""
+    from edgecodec.profiling.sides import format_side, run_receiver_only, run_sender_only
+
+    runs = []
+    ns.mode = "pipelined"  # each network gets the threads of a machine of its own
+    for backend in ns.backend:
+        send_codec = _codec(ns, backend, decode_only=False)
+        receive_codec = _codec(ns, backend, decode_only=True) if ns.only == "receiver" else None
+        for size in ns.size or [None]:
+            if ns.only == "sender":
+                run = run_sender_only(ns, send_codec, size)
+            else:
+                run = run_receiver_only(ns, send_codec, receive_codec, size)
+            print(format_side(run) + "\n", flush=True)
+            runs.append(run)
+    if ns.json:
+        write_json(runs, ns.json)
     return 0
