@@ -97,10 +97,10 @@ def test_table_states_the_stage_sum(inprocess: dict) -> None:
 
 
 def test_pipelined_names_the_stage_that_limits_the_frame_rate_and_times_x264(tmp_path: Path) -> None:
-    """The default mode: sender and receiver pipelined in one process; per-stage throughput and the x264 anchor."""
+    """Sender and receiver pipelined in one process, every frame shown; per-stage throughput and the x264 anchor."""
     path = tmp_path / "pipelined.json"
     status, table = _profile("--synthetic", "--size", "64x48", "--frames", "6", "--backend", "torch", "--threads", "1",
-                             "--json", str(path))  # fmt: skip
+                             "--mode", "pipelined", "--max-latency", "0", "--json", str(path))  # fmt: skip
     assert status == 0
     run = json.loads(path.read_text())
     assert run["mode"] == "pipelined" and run["model"] == "hqa5-cpu" and run["frames"] == 6 and run["dropped"] == 0
@@ -179,3 +179,15 @@ def test_frame_row_from_stats_records() -> None:
 def test_parser_replaces_size_and_frames() -> None:
     ns = profiling.build_parser().parse_args(["--synthetic", "--size", "64x48", "32x32"])
     assert ns.size == [(64, 48), (32, 32)] and ns.frames == 100 and ns.warmup == 2 and ns.backend == ["auto"]
+
+
+@pytest.mark.parametrize("side", ["sender", "receiver"])
+def test_one_side_alone(side: str, tmp_path: Path) -> None:
+    """--only sender|receiver: one side pipelined as it runs on a machine of its own."""
+    path = tmp_path / f"{side}.json"
+    status, table = _profile("--only", side, "--synthetic", "--size", "64x48", "--frames", "6", "--fps", "25",
+                             "--backend", "torch", "--threads", "1", "--json", str(path))  # fmt: skip
+    assert status == 0 and f"{side} only" in table
+    run = json.loads(path.read_text())
+    assert run["side"] == side and run["frames"] + run["dropped"] >= 6 and run["fps"] > 0
+    assert ("entropy_encode" if side == "sender" else "entropy_decode") in run["stages"]

@@ -31,17 +31,22 @@ timestamp in the packet. The timed stages from preprocess to output, plus ``rece
 
 Modes:
 
-* ``pipelined`` (the default): one process, the sender and the receiver each pipelined on threads of their own, as
-  ``edgecodec send`` and ``receive`` run (:mod:`edgecodec.profiling.pipelined`, :mod:`edgecodec.pipeline`). Frames
-  per second is what the slowest stage allows; the run also reports the throughput each stage group could sustain
-  alone (capture, encode, code + send, receive + entropy decode, decode + output: one over its mean time) and names
-  the one that limits the frame rate. With ``--fps`` the source is paced, and frames the encoder cannot keep up
-  with are dropped before encoding and counted (``dropped_capture``).
-* ``lockstep`` (``inprocess``): one process and one thread, lock-step. :func:`edgecodec.sender.stream_frames`
-  captures, encodes and sends each frame over a real ZeroMQ TCP connection on 127.0.0.1 to a
-  :class:`~edgecodec.receiver.FrameReceiver` in the same process, which
-  :func:`edgecodec.receiving.receive_frames` makes take and decode it before the next frame is
-  captured. Nothing queues, so this is the cost of each stage; frames per second is one over the sum of both sides.
+* ``lockstep`` (``inprocess``, the default): one process and one thread, lock-step.
+  :func:`edgecodec.sender.stream_frames` captures, encodes and sends each frame over a real ZeroMQ TCP connection on
+  127.0.0.1 to a :class:`~edgecodec.receiver.FrameReceiver` in the same process, which
+  :func:`edgecodec.receiving.receive_frames` makes take and decode it before the next frame is captured. Nothing
+  queues, so this is the cost of each stage; frames per second is one over the sum of both sides. When both sides
+  share the cores this is also the lowest glass-to-glass latency: the two networks fill both cores, so overlapping
+  them gains no frame rate and only adds waits (measured on 2 cores, solidWhiteRight at 640x480 paced at 25 fps:
+  lock-step 14.0 fps, p50 62 ms; pipelined 14.9-17.3 fps, p50 142-195 ms).
+* ``pipelined``: one process, the sender and the receiver each pipelined on threads of their own, as
+  ``edgecodec send`` and ``receive`` run (:mod:`edgecodec.profiling.pipelined`, :mod:`edgecodec.pipeline`), each
+  network on half the cores. Frames per second is what the slowest stage allows; the run also reports the
+  throughput each stage group could sustain alone (capture, encode, code + send, receive + entropy decode, decode +
+  output: one over its mean time) and names the one that limits the frame rate. With ``--fps`` the source is paced,
+  and frames the encoder cannot keep up with are dropped before encoding and counted (``dropped_capture``).
+* ``--only sender`` / ``--only receiver`` (:mod:`edgecodec.profiling.sides`): one side alone, pipelined, as it runs
+  on a machine of its own: what a camera box sends and what a viewer decodes.
 * ``processes``: a real ``edgecodec send`` and ``edgecodec receive`` as two processes on tcp://127.0.0.1, pipelined
   (the sender encodes the next frame while the receiver decodes this one); their ``--stats`` JSONL records are
   merged by sequence number. This is the live pipeline's throughput and latency, queueing included.
@@ -136,17 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frames run first and left out of the statistics (default 2)")  # fmt: skip
     parser.add_argument(
         "--mode",
-        choices=("pipelined", "lockstep", "inprocess", "processes"),
-        default="pipelined",
-        help="one process, sender and receiver pipelined as they run live (default); lockstep (or inprocess): one "
-        "frame at a time in one thread, the cost of each stage alone; processes: edgecodec send + receive",
+        choices=("lockstep", "inprocess", "pipelined", "processes"),
+        default="lockstep",
+        help="lockstep (or inprocess, the default): both sides in one thread, one frame at a time: the lowest "
+        "latency when they share the cores; pipelined: both sides pipelined in one process; processes: edgecodec "
+        "send + receive. --only sender|receiver: one side alone, pipelined",
     )
     parser.add_argument("--backend", nargs="+", default=["auto"], metavar="NAME",
                         help=f"backends to compare, one run each; {BACKEND_HELP}")  # fmt: skip
     parser.add_argument("--threads", type=at_least(1), metavar="N",
-                        help="CPU threads of each network (default: pipelined, half the usable CPUs each for the "
-                             "sender's and the receiver's; else all)")  # fmt: skip
+                        help="CPU threads of each network (default: all usable CPUs; --mode pipelined: half each "
+                             "for the sender's and the receiver's)")  # fmt: skip
     parser.add_argument("--model", help=f"model name or .safetensors path (default {FAST_CPU_MODEL} on a CPU)")
+    parser.add_argument("--max-latency", type=float, default=0.5, metavar="S",
+                        help="pipelined: the receiver's live-view policy, as edgecodec receive's (newest frame wins, "
+                             "older than S s skipped; 0: every frame shown; default 0.5)")  # fmt: skip
     parser.add_argument("--only", choices=("sender", "receiver"),
                         help="one side alone, pipelined, as it runs live (edgecodec/profiling/sides.py): the sender "
                              "with no network, or the receiver fed the source's packets at its pace")  # fmt: skip

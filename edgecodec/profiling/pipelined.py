@@ -1,8 +1,10 @@
 """Pipelined mode of ``edgecodec profile`` (the default, issue 16): the sender and the receiver as they run live,
 in one process, each pipelined on threads of its own (:mod:`edgecodec.pipeline`): capture, encode, coding + sending
 on the sender's side, network + entropy decoding and neural decode + output on the receiver's, over a real ZeroMQ TCP
-connection on 127.0.0.1. Every frame is decoded and shown (no live-view skipping), so that every frame is timed; a
-paced source (``--fps``) drops the frames the encoder cannot keep up with, and they are counted.
+connection on 127.0.0.1. The receiver keeps the live-view policy of ``edgecodec receive`` (``--max-latency``,
+default 0.5 s): the newest frame of the stream wins and older ones are skipped, so no queue builds up when the
+receiver is slower than the sender; 0 shows (and times) every frame. A paced source (``--fps``) drops the frames
+the encoder cannot keep up with. Both kinds of frames not shown are counted.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def run_pipelined(ns: argparse.Namespace, send_codec: Any, receive_codec: Any, s
             try:
                 outputs = Outputs(display=False, record=None, fps=25.0, overlay=False)
                 reasons.append(receive_frames(rx, receiver, outputs, log=got_log, meter=StreamMeter(interval_s=0),
-                                              status=None, should_stop=receive_done, pipelined=True))  # fmt: skip
+                                              status=None, should_stop=receive_done, pipelined=True,
+                                              max_latency_s=ns.max_latency))  # fmt: skip
             except BaseException as exc:  # handed to the main thread
                 errors.append(exc)
 
