@@ -32,54 +32,13 @@ class Closed(Exception):
     """The hand-over was closed: no more items will come."""
 
 
-class Handover(Generic[T]):
-    """A one-item hand-over between two threads.
-
-    :meth:`put` with ``drop=True`` replaces an item not yet taken and returns it (the caller counts the drop); with
-    ``drop=False`` it waits until the slot is free. :meth:`get` waits for an item. :meth:`close` wakes both sides:
-    ``get`` then returns what is left and raises :class:`Closed` after it, ``put`` raises :class:`Closed`.
-    """
-
-    def __init__(self) -> None:
-        self._item: T | None = None
-        self._full = False
-        self._closed = False
-        self._cond = threading.Condition()
-
-    def put(self, item: T, *, drop: bool) -> T | None:
-        with self._cond:
-            while self._full and not drop and not self._closed:
-                self._cond.wait()
-            if self._closed:
-                raise Closed
-            dropped, had = self._item, self._full
-            self._item, self._full = item, True
-            self._cond.notify_all()
-            return dropped if had else None
-
-    def get(self, timeout: float | None = None) -> T | None:
-        """The next item; None after ``timeout`` seconds without one."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._full or self._closed, timeout):
-                return None
-            if not self._full:
-                raise Closed
-            item, self._item, self._full = self._item, None, False
-            self._cond.notify_all()
-            return item
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-
 class Mailbox(Generic[T]):
     """Keyed hand-over between two threads, first in, first out.
 
     :meth:`put` with ``replace=True`` replaces the item waiting under the same key and returns it (the newest frame
-    of a stream wins); otherwise it waits while ``capacity`` items wait. :meth:`get` and :meth:`close` are those of
-    :class:`Handover`.
+    of a stream wins); otherwise it waits while ``capacity`` items wait. :meth:`get` waits for an item (None after
+    ``timeout`` seconds); :meth:`close` wakes both sides: ``get`` then returns what is left and raises
+    :class:`Closed` after it, ``put`` raises :class:`Closed`.
     """
 
     def __init__(self, capacity: int | None = None) -> None:
@@ -100,6 +59,7 @@ class Mailbox(Generic[T]):
             return old
 
     def get(self, timeout: float | None = None) -> T | None:
+        """The next item; None after ``timeout`` seconds without one."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._items or self._closed, timeout):
                 return None
@@ -113,6 +73,21 @@ class Mailbox(Generic[T]):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+
+class Handover(Mailbox[T]):
+    """A one-item hand-over between two threads: a :class:`Mailbox` of one slot.
+
+    :meth:`put` with ``drop=True`` replaces an item not yet taken and returns it (the caller counts the drop); with
+    ``drop=False`` it waits until the slot is free. :meth:`get` waits for an item. :meth:`close` wakes both sides:
+    ``get`` then returns what is left and raises :class:`Closed` after it, ``put`` raises :class:`Closed`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(capacity=1)
+
+    def put(self, item: T, *, drop: bool) -> T | None:  # type: ignore[override]
+        return super().put(None, item, replace=drop)
 
 
 @dataclass

@@ -4,9 +4,9 @@
   goes to a null transport. Frames per second is what left the sender over the run; frames the encoder could not
   keep up with (a paced source, ``--fps``) are dropped before encoding and counted.
 * **receiver**: the source is coded first (lock-step, not timed), then its packets are sent over ZeroMQ on
-  127.0.0.1 at the source's pace (``--fps``, else its own frame rate), each keyframe stamped with the time it is sent
-  (P-frames keep their times relative to their reference), to the pipelined receiver (network + entropy decoding,
-  decode + output), which shows every frame. Latency is from that stamp to the frame at its sink.
+  127.0.0.1 at the source's pace (``--fps``, else its own frame rate), each stamped with the time it is sent, to the
+  pipelined receiver (network + entropy decoding, decode + output), which shows every frame. Latency is from that
+  stamp to the frame at its sink.
 """
 
 from __future__ import annotations
@@ -118,16 +118,20 @@ def _code(ns: argparse.Namespace, codec: Any, size: Size | None) -> tuple[list[b
 
 
 def _feed(tx: Any, packets: list[bytes], fps: float) -> None:
-    """Send ``packets`` at ``fps``, each keyframe stamped with the time it goes (P-frames follow their reference)."""
+    """Send ``packets`` at ``fps``, each stamped with the time it goes: a keyframe's capture time is now, a P-frame's
+    is its reference's plus the frames between them at ``fps`` (their headers are rewritten, CRC included)."""
     from edgecodec import bitstream
 
     start = time.monotonic()
     for i, data in enumerate(packets):
         time.sleep(max(0.0, start + i / fps - time.monotonic()))
         packet = bitstream.decode_packet(data)
-        if not packet.is_inter:
-            data = bitstream.encode_packet(replace(packet, timestamp_us=wall_clock_us()))
-        tx.send(data)
+        if packet.is_inter:
+            delta = round(((packet.seq - packet.ref_seq) % (1 << 32)) * 1e6 / fps)
+            packet = replace(packet, timestamp_delta_us=delta)
+        else:
+            packet = replace(packet, timestamp_us=wall_clock_us())
+        tx.send(bitstream.encode_packet(packet))
 
 
 def _side_run(ns: argparse.Namespace, side: str, codec: Any, source: str, frames: list[dict[str, Any]],
