@@ -60,6 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"edgecodec {name}: interrupted", file=sys.stderr)
         status = 130
+    except BrokenPipeError:  # the reader of our output went away (edgecodec info ... | head): nothing more to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 128 + TERMINATED.pop() if status == 130 and TERMINATED else status
 
 

@@ -134,9 +134,15 @@ def _parse_header(f: BinaryIO) -> ContainerHeader:
 
 
 class ContainerReader:
-    """Reads an ``.ecz`` file packet by packet: ``with ContainerReader(path) as r: r.header; for p in r: ...``."""
+    """Reads an ``.ecz`` file packet by packet: ``with ContainerReader(path) as r: r.header; for p in r: ...``.
 
-    def __init__(self, source: Source) -> None:
+    ``partial``: a file cut off at its end (a recording whose writer was killed, a copy stopped early) yields its
+    complete packets and then stops, with what was cut off in :attr:`cut` (else it raises
+    :class:`~edgecodec.errors.TruncatedError`). Damage anywhere else still raises."""
+
+    def __init__(self, source: Source, *, partial: bool = False) -> None:
+        self.partial = partial
+        self.cut: str | None = None  # partial: why the file ended early
         self._owned = not hasattr(source, "read")
         self._f: BinaryIO = open(source, "rb") if self._owned else source  # type: ignore[arg-type]
         try:
@@ -150,25 +156,40 @@ class ContainerReader:
     def __iter__(self) -> Iterator[Packet]:
         count = 0
         while True:
-            head = _read_exact(self._f, bitstream.MIN_HEADER_SIZE)
-            expected = self.header.num_frames
-            if not head:
-                if expected and count < expected:
-                    raise TruncatedError(f".ecz file ends after {count} of {expected} packets")
+            try:
+                data = self._next_packet(count)
+            except TruncatedError as exc:
+                if not self.partial:
+                    raise
+                self.cut = str(exc)
                 return
-            if head[:4] != bitstream.MAGIC[: len(head[:4])] or (expected and count == expected):
-                raise TrailingDataError(f"bytes that are not a packet follow packet {count} of the .ecz file")
-            if len(head) < bitstream.MIN_HEADER_SIZE:
-                raise TruncatedError(f".ecz packet {count} header truncated at {len(head)} bytes")
-            head += _read_exact(self._f, bitstream.header_size(head) - len(head))
-            if len(head) < bitstream.header_size(head):
-                raise TruncatedError(f".ecz packet {count} header truncated at {len(head)} bytes")
-            rest = bitstream.packet_length(head) - len(head)
-            data = head + _read_exact(self._f, rest)
+            if data is None:
+                return
             packet, _ = bitstream.read_packet(data, known_fingerprints=self._known)
             packet = self._resolve(packet, count)
             count += 1
             yield packet
+
+    def _next_packet(self, count: int) -> bytes | None:
+        """The bytes of packet ``count`` (None at the end); :class:`TruncatedError` where the file ends inside it."""
+        head = _read_exact(self._f, bitstream.MIN_HEADER_SIZE)
+        expected = self.header.num_frames
+        if not head:
+            if expected and count < expected:
+                raise TruncatedError(f".ecz file ends after {count} of {expected} packets")
+            return None
+        if head[:4] != bitstream.MAGIC[: len(head[:4])] or (expected and count == expected):
+            raise TrailingDataError(f"bytes that are not a packet follow packet {count} of the .ecz file")
+        if len(head) < bitstream.MIN_HEADER_SIZE:
+            raise TruncatedError(f".ecz packet {count} header truncated at {len(head)} bytes")
+        head += _read_exact(self._f, bitstream.header_size(head) - len(head))
+        if len(head) < bitstream.header_size(head):
+            raise TruncatedError(f".ecz packet {count} header truncated at {len(head)} bytes")
+        rest = bitstream.packet_length(head) - len(head)
+        data = head + _read_exact(self._f, rest)
+        if len(data) < len(head) + rest:
+            raise TruncatedError(f".ecz packet {count} payload truncated: {len(data) - len(head)} of {rest} bytes")
+        return data
 
     def _resolve(self, packet: Packet, index: int) -> Packet:
         """A P-frame completed from its reference's header, which an earlier packet of the file must hold."""

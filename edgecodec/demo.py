@@ -84,14 +84,16 @@ class SideBySide:
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="edgecodec demo",
-        description="Stream the shipped sample clip through a sender and a receiver on loopback and write "
-        "original | decoded side by side to an mp4 file.",
+        description="Stream the shipped sample clip through a sender and a receiver on loopback, paced at its "
+        "frame rate as a camera would be, and write original | decoded side by side to an mp4 file. With --http the "
+        "clip loops until Ctrl-C, watched live in a browser.",
     )
     parser.add_argument("--video", metavar="FILE", help=f"clip to stream (default: the shipped {SAMPLE_CLIP})")
     parser.add_argument("--out", default="edgecodec-demo.mp4", metavar="FILE.mp4", help="side-by-side output")
     parser.add_argument("--size", metavar="WxH", help="resize the frames first")
     parser.add_argument("--frames", type=int, metavar="N", help="only the first N frames")
-    parser.add_argument("--fps", type=float, help="pace the sender at this rate (default: as fast as it can)")
+    parser.add_argument("--fps", type=float, help="pace the sender at this rate, as a camera would (default: the "
+                        "clip's own frame rate; 0: as fast as it can)")  # fmt: skip
     add_rate_arguments(parser)
     parser.add_argument("--model", help=f"model name or .safetensors path (default {FAST_CPU_MODEL} on a CPU)")
     parser.add_argument("--backend", default="auto", help=BACKEND_HELP + "; on a CPU auto is onnx for the sender, "
@@ -111,9 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError(f"--frames must be >= 1, got {ns.frames}")
     path = Path(ns.video) if ns.video else sample_path()
     with (
-        VideoSource(path, size=size, frames=ns.frames, pace_fps=ns.fps) as source,
+        VideoSource(path, size=size, frames=ns.frames, pace_fps=ns.fps or None, loop=http is not None) as source,
         LiveServer(http) if http else nullcontext() as live,
     ):
+        if ns.fps is None:
+            source.pace_fps = source.native_fps  # a camera's pace: latency and P-frames as live
         fps = ns.fps or source.native_fps or 25.0
         output = SideBySide(ns.out, fps)
         model, send_backend, note = streaming_defaults(ns.model, ns.backend, "cpu")

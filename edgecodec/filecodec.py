@@ -44,6 +44,7 @@ from edgecodec.errors import (
     MissingReferenceError,
     SinkError,
     SourceError,
+    TruncatedError,
     UnknownModelError,
 )
 from edgecodec.paths import check_input_file, check_output_file
@@ -172,9 +173,10 @@ def _naming(path: Path) -> Iterator[None]:
 
 
 def _open_reader(path: Path) -> ContainerReader:
+    """A reader that takes a file cut off at its end up to its last complete packet (:func:`_warn_cut` says so)."""
     check_input_file(path, "input file")
     try:
-        return ContainerReader(path)
+        return ContainerReader(path, partial=True)
     except OSError as exc:
         raise SourceError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
 
@@ -422,6 +424,7 @@ def main_decode(argv: Sequence[str] | None = None) -> int:
             stats = _decode_images(codec, reader, dst)
         else:
             stats = _decode_one_image(codec, reader, dst, args.frame)
+        _warn_cut(reader, src, stats.frames)
     print(
         f"{dst}: {stats.frames} frame{'s' * (stats.frames != 1)} {stats.size_text()} decoded with model "
         f"{codec.model.name} ({codec.fingerprint.hex()})"
@@ -440,6 +443,7 @@ def _decode_video(codec: Codec, reader: ContainerReader, dst: Path) -> RateStats
                     recorder.write(last, packet.timestamp_us)  # move forward follow at the header's rate)
                 stats.add(packet)
         if not stats.frames:
+            _warn_cut(reader, dst, 0)
             raise SourceError("the file holds no frames")
     decoder.note()
     return stats
@@ -472,6 +476,7 @@ def _decode_one_image(codec: Codec, reader: ContainerReader, dst: Path, frame: i
             wanted = packet, ids
         stats.add(packet)
     if not stats.frames:
+        _warn_cut(reader, dst, 0)
         raise SourceError("the file holds no frames")
     if wanted is None:
         raise ConfigError(f"--frame {frame}: the file holds frames 0..{stats.frames - 1}")
@@ -488,6 +493,15 @@ def _decode_one_image(codec: Codec, reader: ContainerReader, dst: Path, frame: i
     return stats
 
 
+def _warn_cut(reader: ContainerReader, path: Path, frames: int) -> None:
+    """One warning for a file cut off at its end; :class:`TruncatedError` when not one frame of it is complete."""
+    if reader.cut is not None and not frames:
+        raise TruncatedError(reader.cut)
+    if reader.cut is not None:
+        print(f"edgecodec: warning: {path} is cut off ({reader.cut}); its {frames} complete frames are used",
+              file=sys.stderr)  # fmt: skip
+
+
 # ---- info ----------------------------------------------------------------------------------------------------------
 def file_info(path: str | Path) -> dict[str, Any]:
     """Everything ``edgecodec info`` reports about an ``.ecz`` file, as JSON-ready data. Reads every packet."""
@@ -499,6 +513,7 @@ def file_info(path: str | Path) -> dict[str, Any]:
             stats.add(packet)
             grids[(packet.layer, packet.grid_w, packet.grid_h)] += 1
             stamps.append(packet.timestamp_us)
+        _warn_cut(reader, path, stats.frames)
     held = find_model(header.fingerprint, header.model_name)
     bits = [8 * b for b in stats.packet_bytes]
     return {

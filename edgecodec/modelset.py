@@ -81,6 +81,15 @@ class CodecSet:
             self.on_load(codec)
         return codec
 
+    def load_all(self) -> None:
+        """Load every model known now (a receiver does so at start, so that no stream's first frames wait for one).
+        One that fails to load is left for :meth:`get` to report when a packet names it."""
+        for fingerprint in list(self._paths):
+            try:
+                self.get(fingerprint)
+            except UnknownModelError:
+                continue
+
     def describe(self) -> str:
         """``name (fingerprint)`` of each model known, loaded first."""
         names = {fp: c.model.name for fp, c in self._loaded.items()}

@@ -396,9 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-latency",
         type=non_negative(float),
-        default=0.5,
+        default=None,
         metavar="S",
-        help="skip frames older than S seconds (needs synchronised clocks; 0: show all; default 0.5)",
+        help="skip frames older than S seconds (needs synchronised clocks; 0: show all; default: 0.5 with a window "
+        "or --http, 0 when only recording or counting: a recording keeps every frame)",
     )
     parser.add_argument(
         "--max-streams",
@@ -415,6 +416,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="close (and finalise the recording of) a stream silent for S seconds (default 10)",
     )
     return parser
+
+
+LIVE_LATENCY_S = 0.5  # a window or a page shows only frames younger than this (the newest frame wins)
+
+
+def live_latency(ns: argparse.Namespace, display: bool, http: object) -> float:
+    """``--max-latency``, else 0.5 s when someone watches (a window, the page) and 0 when only recording or counting:
+    a recording keeps every frame, however late (issue 14: a slow receiver recorded nothing)."""
+    if ns.max_latency is not None:
+        return ns.max_latency
+    return LIVE_LATENCY_S if display or http else 0.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -440,6 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, backend, note = streaming_defaults(ns.model, ns.backend, ns.device, decode_only=True)
         codec = Codec(model, backend=backend, device=ns.device, budget=budget, threads=ns.threads)
         codecs = CodecSet(codec, backend=backend, device=ns.device, budget=budget, threads=ns.threads)
+        codecs.load_all()  # every shipped model ready before the first packet: none of a stream's frames wait
         receiver = FrameReceiver(codecs, max_streams=ns.max_streams, idle_s=ns.idle_close)
         receiver.warm_up()
         transport = stack.enter_context(Receiver(endpoint, bind=bind, streams=ns.stream, curve=curve,
@@ -458,7 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with sigterm_as_interrupt():
             reason = receive_frames(transport, receiver, live.output(outputs) if live else outputs,
                                     log=live.tap(log) if live else log, meter=meter, status=status,
-                                    frames=ns.frames, timeout_s=ns.timeout, max_latency_s=ns.max_latency,
+                                    frames=ns.frames, timeout_s=ns.timeout,
+                                    max_latency_s=live_latency(ns, display, http),
                                     pipelined=not ns.lockstep)  # fmt: skip
         result = summary(receiver, transport, meter, reason)
         log.write(result)

@@ -320,7 +320,7 @@ class ReceiverWatch:
             where = f"a receiver connects to this machine at {t.endpoint} (--connect on the receiver)"
         else:
             where = (
-                f"a receiver is listening at {t.endpoint} (edgecodec receive --bind), and the host and port are right"
+                f"a receiver is listening at {t.endpoint} (edgecodec receive --bind) with this host and port"
             )
         keys = (
             "; with --curve-keys, that the receiver holds this sender's public key"

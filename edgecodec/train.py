@@ -255,7 +255,10 @@ def train_layer(  # noqa: C901
                   "to go on", file=sys.stderr)  # fmt: skip
         raise
     pbar.close()
-    return {"layer": layer, "steps": step, "train_psnr": shown_psnr}
+    if step == start_step and d.main:
+        print(f"warning: layer {layer} trained 0 steps (--time-budget too short for it): it keeps its initial "
+              "weights", file=sys.stderr)  # fmt: skip
+    return {"layer": layer, "steps": step, "train_psnr": None if math.isnan(shown_psnr) else shown_psnr}
 
 
 def init_from(net: HQAStack, model: str, start_layer: int) -> None:

@@ -117,6 +117,9 @@ def save_model(
     fp = fingerprint(net.config, tensors)
     meta = {"format": "edgecodec-model/1", "config": net.config.canonical_json(), "fingerprint": fp.hex()}
     save_numpy(tensors, str(base) + ".safetensors", metadata=meta)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(str(base) + ".safetensors", 0o666 & ~umask)  # safetensors writes 0600: readable as any other file
     full_card = {"name": base.name, "fingerprint": fp.hex(), "architecture": net.config.to_dict(), **(card or {})}
     Path(str(base) + ".json").write_text(json.dumps(full_card, indent=2) + "\n")
     return load_model(str(base) + ".safetensors")
@@ -257,7 +260,9 @@ def main_models(argv: Sequence[str] | None = None) -> int:
     for m in rows:
         bpp = [np.log2(c.codebook_size) / 4**i for i, c in enumerate(m.net.config.layers, start=1)]
         mb = m.path.stat().st_size / 1e6 if m.path else 0.0
-        default = " (default)" if m.name == DEFAULT_MODEL else ""
+        default = {DEFAULT_MODEL: " (default: files, eval, a GPU)", "hqa5-cpu": " (default: streaming on a CPU)"}.get(
+            m.name, ""
+        )
         print(f"{m.name:<16} {m.fingerprint_hex:<17} {m.num_layers:>6}  {mb:5.1f}  "
               + " ".join(f"{b:.4g}" for b in bpp) + default
               + (f"  (card broken: {m.card_error})" if m.card_error else ""))  # fmt: skip

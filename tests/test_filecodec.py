@@ -16,6 +16,7 @@ from edgecodec.capture import VideoSource
 from edgecodec.codec import Codec
 from edgecodec.container import container_bytes, read_container
 from edgecodec.data import read_rgb
+from edgecodec.errors import TruncatedError
 from edgecodec.filecodec import FrameDecoder, file_info, main_decode, main_encode, main_info
 
 DATA = SHARED_DATA
@@ -196,7 +197,6 @@ DAMAGE = {
     "empty": lambda b: b"",
     "not an ecz": lambda b: b"\x89PNG\r\n\x1a\n" + b[8:],
     "header only": lambda b: b[:40],
-    "truncated": lambda b: b[:-10],
     "trailing garbage": lambda b: b + b"garbage",
     "extra packets": lambda b: b + b[36:],
     "flipped payload byte": lambda b: b[:-5] + bytes([b[-5] ^ 0x10]) + b[-4:],
@@ -211,6 +211,23 @@ def test_damaged_file_is_refused(folder_ecz: Path, capsys: pytest.CaptureFixture
     assert str(bad) in run_cli(capsys, "decode", bad, "-o", bad.with_suffix(".png"))
     assert not bad.with_suffix(".png").exists() and not list(bad.parent.glob(".*part*"))
     run_cli(capsys, "info", bad)
+
+
+def test_a_file_cut_off_at_its_end_gives_its_complete_frames(
+    folder_ecz: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A recording whose writer died mid-packet: the complete frames are decoded, with one warning (not lost)."""
+    whole = len(read_container(folder_ecz)[1])
+    cut = folder_ecz.with_name("cut.ecz")
+    cut.write_bytes(folder_ecz.read_bytes()[:-10])
+    capsys.readouterr()
+    assert cli.main(["decode", str(cut), "-o", str(cut.with_name("cut_%03d.png"))]) == 0
+    err = capsys.readouterr().err
+    assert "cut off" in err and f"its {whole - 1} complete frames" in err
+    assert len(list(cut.parent.glob("cut_*.png"))) == whole - 1
+    assert cli.main(["info", str(cut)]) == 0
+    with pytest.raises(TruncatedError):  # the library's whole-file reader still refuses it
+        read_container(cut)
 
 
 def test_foreign_fingerprint(codec: Codec, folder_ecz: Path, capsys: pytest.CaptureFixture[str]) -> None:

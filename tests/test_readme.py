@@ -198,6 +198,15 @@ def test_every_example_of_using_it_runs_as_written(tmp_path: Path) -> None:
     for command in usage:
         if command.startswith(("edgecodec receive", "edgecodec send --video clip.mp4 --loop")):
             continue  # run together below
+        if command.startswith("edgecodec demo --http"):  # loops until Ctrl-C: watched on its page, then stopped
+            demo = _start(command, tmp_path)
+            try:
+                assert _wait_for(lambda: _frames_on_page() >= 10), "no frames on the demo's page"
+            finally:
+                status, out, err = _stop(demo)
+            assert status == 130 and "edgecodec demo: wrote" in out, err
+            ran.add(command)
+            continue
         if command.startswith("edgecodec send --camera"):  # no camera here: the one-line error, and exit 2
             done = _run(command, tmp_path)
             assert done.returncode == 2 and "camera" in done.stderr and done.stderr.count("\n") == 1, done.stderr

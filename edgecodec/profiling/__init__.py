@@ -226,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     codecs: dict[str, Any] = {}
     if ns.only:
+        if ns.csv or ns.plot:
+            raise ConfigError("--csv and --plot are for the runs of both sides; with --only, use --json")
         return _main_side(ns)
     with cpu_threads(ns.threads if ns.mode == "lockstep" else None):
         for i, (backend, size) in enumerate(combos, 1):

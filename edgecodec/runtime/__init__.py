@@ -138,7 +138,7 @@ def streaming_defaults(
     chosen_backend = backend
     if backend == "auto" and cpu and has_onnxruntime():
         chosen_backend = "onnx-int8" if decode_only else "onnx"
-    if not cpu or (model is not None and backend != "auto"):
+    if not cpu or model is not None:
         return chosen_model, chosen_backend, None
     what = "decoders" if decode_only else "encoder"
     return chosen_model, chosen_backend, (
