@@ -86,7 +86,8 @@ def test_tampered_weights_fail_the_fingerprint(tmp_path: Path) -> None:
 def test_models_command_lists_the_shipped_model(capsys) -> None:
     assert cli(["models"]) == 0
     out = capsys.readouterr().out
-    assert "hqa5" in out and "(default)" in out
+    assert "hqa5 " in out and "(default: files, eval, a GPU)" in out
+    assert "hqa5-cpu" in out and "(default: streaming on a CPU)" in out
 
 
 def test_cli_reports_bad_model_in_one_line(capsys, tmp_path: Path) -> None:
