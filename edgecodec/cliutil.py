@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -79,8 +80,6 @@ def progress(iterable: Any, total: int | None, desc: str, unit: str = "frame", *
 
 
 def _plain_progress(iterable: Any, total: int | None, desc: str, unit: str) -> Iterator[Any]:
-    import time
-
     start = last = time.monotonic()
     done = 0
     for item in iterable:

@@ -230,21 +230,13 @@ class FrameReceiver:
                 state.received -= 1
                 state.layers[pending.packet.layer] -= 1
 
-    @property
-    def received(self) -> int:
-        return sum(s.received for s in self.all_streams())
+    def _total(self, counter: str) -> int:
+        return sum(getattr(s, counter) for s in self.all_streams())
 
-    @property
-    def held(self) -> int:
-        return sum(s.held for s in self.all_streams())
-
-    @property
-    def gaps(self) -> int:
-        return sum(s.gaps for s in self.all_streams())
-
-    @property
-    def skipped(self) -> int:
-        return sum(s.skipped for s in self.all_streams())
+    received = property(lambda self: self._total("received"))
+    held = property(lambda self: self._total("held"))
+    gaps = property(lambda self: self._total("gaps"))
+    skipped = property(lambda self: self._total("skipped"))
 
     @property
     def refused(self) -> int:

@@ -256,7 +256,6 @@ def _main_side(ns: argparse.Namespace) -> int:
     from edgecodec.profiling.sides import format_side, run_receiver_only, run_sender_only
 
     runs = []
-    ns.mode = "pipelined"  # each network gets the threads of a machine of its own
     for backend in ns.backend:
         send_codec = _codec(ns, backend, decode_only=False)
         receive_codec = _codec(ns, backend, decode_only=True) if ns.only == "receiver" else None

@@ -82,10 +82,9 @@ class CpuClock:
 def run_inprocess(ns: argparse.Namespace, codec: Any, size: Size | None, receive_codec: Any = None) -> Measured:
     """Send and receive every frame in lock-step, in this thread (module docstring); ``receive_codec`` decodes
     (default ``codec``)."""
-    from edgecodec.rate import RateController
     from edgecodec.receiver import FrameReceiver, Outputs
     from edgecodec.receiving import receive_frames
-    from edgecodec.sender import FrameSender, load_config, rate_clock, stream_frames
+    from edgecodec.sender import FrameSender, rate_clock, stream_frames
     from edgecodec.transport import Receiver, Sender
 
     sent_log, got_log, clock = RecordList(), RecordList(), CpuClock()
@@ -95,8 +94,7 @@ def run_inprocess(ns: argparse.Namespace, codec: Any, size: Size | None, receive
         tx = stack.enter_context(Sender(rx.endpoint, bind=False, stream=STREAM))
         receiver = FrameReceiver(receive_codec or codec)
         receiver.warm_up()
-        config = load_config(ns.rate_config, ns.kbps).for_model(codec.model.name)
-        sender = FrameSender(codec, RateController(config, codec.num_layers), tx, intra_only=ns.intra_only,
+        sender = FrameSender(codec, controller_for(ns, codec, source), tx, intra_only=ns.intra_only,
                              skip_unchanged=False)  # every frame is timed  # fmt: skip
         sender.warm_up()
         deadline = time.monotonic() + RECEIVE_TIMEOUT_S
@@ -147,6 +145,16 @@ def cpu_threads(n: int | None) -> Iterator[None]:
             os.environ.pop("EDGECODEC_THREADS", None)
         else:
             os.environ["EDGECODEC_THREADS"] = env
+
+
+def controller_for(ns: argparse.Namespace, codec: Any, source: Any) -> Any:
+    """The rate controller of a profiled sender: ``--rate-config`` and ``--kbps`` for ``codec``'s model, at the
+    source's frame rate (``--fps``, else its own)."""
+    from edgecodec.rate import RateController
+    from edgecodec.sender import load_config
+
+    config = load_config(ns.rate_config, ns.kbps).for_model(codec.model.name)
+    return RateController(config, codec.num_layers, ns.fps or source.native_fps or 25.0)
 
 
 def _source_ns(ns: argparse.Namespace, size: Size | None) -> argparse.Namespace:

@@ -17,7 +17,7 @@ from typing import Any
 
 from edgecodec.capture import Size, source_from_args
 from edgecodec.errors import TransportError
-from edgecodec.profiling.inprocess import CpuClock, RecordList, _source_ns
+from edgecodec.profiling.inprocess import CpuClock, RecordList, _source_ns, controller_for
 from edgecodec.profiling.records import RECEIVE_TIMEOUT_S, STREAM, Measured
 from edgecodec.timing import StreamMeter
 
@@ -27,10 +27,9 @@ DRAIN_S = 5.0  # after the last frame is sent, how long the receiver may take to
 def run_pipelined(ns: argparse.Namespace, send_codec: Any, receive_codec: Any, size: Size | None) -> Measured:
     """One pipelined run: every frame's sender and receiver records, CPU use, and the frames the sender dropped
     before encoding (``Measured.cpu["dropped_capture"]``)."""
-    from edgecodec.rate import RateController
     from edgecodec.receiver import FrameReceiver, Outputs
     from edgecodec.receiving import receive_frames
-    from edgecodec.sender import FrameSender, load_config, rate_clock, stream_frames
+    from edgecodec.sender import FrameSender, rate_clock, stream_frames
     from edgecodec.transport import Receiver, Sender
 
     sent_log, got_log, clock = RecordList(), RecordList(), CpuClock()
@@ -40,9 +39,8 @@ def run_pipelined(ns: argparse.Namespace, send_codec: Any, receive_codec: Any, s
         tx = stack.enter_context(Sender(rx.endpoint, bind=False, stream=STREAM))
         receiver = FrameReceiver(receive_codec)
         receiver.warm_up()
-        config = load_config(ns.rate_config, ns.kbps).for_model(send_codec.model.name)
-        controller = RateController(config, send_codec.num_layers, ns.fps or source.native_fps or 25.0)
-        sender = FrameSender(send_codec, controller, tx, intra_only=ns.intra_only, skip_unchanged=False)
+        sender = FrameSender(send_codec, controller_for(ns, send_codec, source), tx, intra_only=ns.intra_only,
+                             skip_unchanged=False)  # fmt: skip
         sender.warm_up()
         _subscribe(tx, rx)
         done, drain_until, reasons, errors = threading.Event(), [float("inf")], [], []

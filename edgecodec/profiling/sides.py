@@ -23,7 +23,7 @@ import numpy as np
 
 from edgecodec.capture import Size, source_from_args, wall_clock_us
 from edgecodec.errors import EdgecodecError
-from edgecodec.profiling.inprocess import CpuClock, RecordList, _source_ns
+from edgecodec.profiling.inprocess import CpuClock, RecordList, _source_ns, controller_for
 from edgecodec.profiling.records import RECEIVE_TIMEOUT_S, STREAM, stats
 
 # stage record names -> the names of the profile's table (edgecodec.profiling docstring); the backend's calls are
@@ -41,7 +41,7 @@ def run_sender_only(ns: argparse.Namespace, codec: Any, size: Size | None) -> di
 
     log, clock = RecordList(), CpuClock()
     with source_from_args(_source_ns(ns, size)) as source:
-        sender = FrameSender(codec, _controller(ns, codec, source), FileOnly(STREAM), skip_unchanged=False)
+        sender = FrameSender(codec, controller_for(ns, codec, source), FileOnly(STREAM), skip_unchanged=False)
         sender.warm_up()
         clock.start()
         if not stream_frames(source, sender, clock=rate_clock(source, ns.fps), log=log,
@@ -86,14 +86,6 @@ def run_receiver_only(ns: argparse.Namespace, send_codec: Any, codec: Any, size:
     )
 
 
-def _controller(ns: argparse.Namespace, codec: Any, source: Any) -> Any:
-    from edgecodec.rate import RateController
-    from edgecodec.sender import load_config
-
-    config = load_config(ns.rate_config, ns.kbps).for_model(codec.model.name)
-    return RateController(config, codec.num_layers, ns.fps or source.native_fps or 25.0)
-
-
 def _code(ns: argparse.Namespace, codec: Any, size: Size | None) -> tuple[list[bytes], float, str]:
     """The source's packets (lock-step, unpaced), its frame rate and name."""
     from edgecodec.sender import FileOnly, FrameSender
@@ -111,7 +103,7 @@ def _code(ns: argparse.Namespace, codec: Any, size: Size | None) -> tuple[list[b
     kept = Kept()
     with source_from_args(unpaced) as source:
         fps = ns.fps or source.native_fps or 25.0
-        sender = FrameSender(codec, _controller(ns, codec, source), kept, skip_unchanged=False)
+        sender = FrameSender(codec, controller_for(ns, codec, source), kept, skip_unchanged=False)
         while (frame := source.read()) is not None:
             sender.process(frame, frame.index / fps)
         return kept.packets, fps, source.name
