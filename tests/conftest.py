@@ -13,6 +13,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EDGECODEC_DATA") or REPO.parent / "shared" / "data")
 
 
+def read_until(stream, text: str, lines: int = 5) -> str:  # noqa: ANN001 - a text stream of a child process
+    """Read ``stream`` line by line up to the line that holds ``text`` (at most ``lines`` lines); that line."""
+    for _ in range(lines):
+        line = stream.readline()
+        if text in line:
+            return line
+        if not line:
+            break
+    raise AssertionError(f"no line with {text!r} in the first {lines} lines")
+
+
 def shared_data(*parts: str) -> Path:
     """A path inside ../shared/data, or skip the test when it is not there."""
     p = SHARED_DATA.joinpath(*parts)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import read_until
 
 from edgecodec.cli import main as cli
 from edgecodec.errors import MissingDependencyError, TransportError, require
@@ -106,7 +107,7 @@ def test_ctrl_c_and_sigterm_end_a_send_with_its_summary(tmp_path: Path, sig: int
     )  # fmt: skip
     try:
         assert proc.stderr is not None
-        _line_with(proc.stderr, "saving to")  # the start line: the model is loaded and frames flow
+        read_until(proc.stderr, "saving to")  # the start line: the model is loaded and frames flow
         time.sleep(0.5)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
@@ -123,7 +124,7 @@ def test_ctrl_c_ends_the_demo_with_130(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         assert proc.stderr is not None
-        _line_with(proc.stderr, "edgecodec demo: video")
+        read_until(proc.stderr, "edgecodec demo: video")
         time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -131,12 +132,3 @@ def test_ctrl_c_ends_the_demo_with_130(tmp_path: Path) -> None:
         proc.kill()
     assert proc.returncode == 130, err
     assert "edgecodec demo: wrote" in out
-
-
-def _line_with(stream, text: str) -> str:  # noqa: ANN001
-    """Read ``stream`` up to the line that holds ``text`` (the start line; a note may come first)."""
-    for _ in range(5):
-        line = stream.readline()
-        if text in line:
-            return line
-    raise AssertionError(f"no line with {text!r}")

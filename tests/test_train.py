@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import read_until
 
 from edgecodec.errors import ConfigError
 from edgecodec.train import main as train
@@ -89,9 +90,26 @@ def test_bad_arguments_are_config_errors(image_dir: Path, tmp_path: Path) -> Non
 
 def test_ddp_with_two_gloo_processes(image_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "edgecodec", "train", "--data", str(image_dir), "--out", str(out), "--steps", "8", "--device",
-           "cpu", *ARGS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "edgecodec",
+        "train",
+        "--data",
+        str(image_dir),
+        "--out",
+        str(out),
+        "--steps",
+        "8",
+        "--device",
+        "cpu",
+        *ARGS,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -113,10 +131,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_goes_on_from(image_dir: Path, tmp
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stderr is not None
-        line = ""
-        while "layer 1/3" not in line:  # the first progress line: training has started
-            line = proc.stderr.readline()
-            assert line, "training ended before it started"
+        read_until(proc.stderr, "layer 1/3", lines=50)  # the first progress line: training has started
         time.sleep(2.0)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
