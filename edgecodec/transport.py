@@ -39,6 +39,7 @@ and the folder is re-read when it changes (:mod:`edgecodec.authz`).
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import shutil
@@ -154,7 +155,10 @@ def _attach(sock: zmq.Socket, endpoint: str, bind: bool) -> str:
         else:
             sock.connect(endpoint)
     except zmq.ZMQError as exc:
-        raise TransportError(f"cannot {'bind' if bind else 'connect'} {endpoint}: {exc.strerror}") from None
+        why = exc.strerror
+        if bind and exc.errno == errno.ENODEV:  # ZeroMQ's word for a host that is neither an address nor an interface
+            why = "no such address or interface on this machine (bind to '*', an address of it, or an interface name)"
+        raise TransportError(f"cannot {'bind' if bind else 'connect'} {endpoint}: {why}") from None
     last = sock.getsockopt(zmq.LAST_ENDPOINT)
     if not (bind and last):
         return endpoint

@@ -132,3 +132,10 @@ def test_ctrl_c_ends_the_demo_with_130(tmp_path: Path) -> None:
         proc.kill()
     assert proc.returncode == 130, err
     assert "edgecodec demo: wrote" in out
+
+
+def test_binding_to_a_host_that_is_not_here_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """The sibling of a --connect host that does not resolve: --bind to a name that is no address or interface."""
+    assert cli(["receive", "--bind", "tcp://no-such-host.invalid:5555", "--headless"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such address or interface on this machine" in err[0]
