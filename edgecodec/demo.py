@@ -27,7 +27,7 @@ from edgecodec.config import add_rate_arguments
 from edgecodec.errors import ConfigError
 from edgecodec.liveview import LiveServer, add_http_argument, parse_http_address
 from edgecodec.rate import RateController
-from edgecodec.receiver import Decoded, FrameReceiver
+from edgecodec.receiver import LIVE_LATENCY_S, Decoded, FrameReceiver
 from edgecodec.receiver import format_summary as receiver_summary_text
 from edgecodec.receiver import summary as receiver_summary
 from edgecodec.receiving import receive_frames
@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edgecodec demo",
         description="Stream the shipped sample clip through a sender and a receiver on loopback, paced at its "
         "frame rate as a camera would be, and write original | decoded side by side to an mp4 file. With --http the "
-        "clip loops until Ctrl-C, watched live in a browser.",
+        "clip loops until Ctrl-C, watched live in a browser (as receive --http: only frames younger than 0.5 s are "
+        "shown and recorded; older ones are skipped).",
     )
     parser.add_argument("--video", metavar="FILE", help=f"clip to stream (default: the shipped {SAMPLE_CLIP})")
     parser.add_argument("--out", default="edgecodec-demo.mp4", metavar="FILE.mp4", help="side-by-side output")
@@ -153,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     reasons.append(receive_frames(rx, receiver, live.output(output) if live else output,
                                                   log=live.tap(receive_log) if live else receive_log,
                                                   meter=receive_meter, status=None, should_stop=receive_done,
+                                                  max_latency_s=LIVE_LATENCY_S if live else None,
                                                   pipelined=not ns.lockstep))  # fmt: skip
                 except BaseException as exc:  # handed to the main thread, which stops the sender and raises it
                     errors.append(exc)

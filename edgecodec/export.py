@@ -27,10 +27,14 @@ from edgecodec.zoo import DEFAULT_MODEL, load_model
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (H, W)."""
+    """'WxH' -> (H, W); each side 1..16384 as every --size (:func:`edgecodec.capture.parse_size`)."""
+    from edgecodec.capture import MAX_SIDE
+
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not m or int(m.group(1)) <= 0 or int(m.group(2)) <= 0:
+    if not m:
         raise ConfigError(f"size must look like 640x480 (width x height), not {text!r}")
+    if not all(1 <= int(v) <= MAX_SIDE for v in m.groups()):
+        raise ConfigError(f"size: width and height must be 1..{MAX_SIDE} pixels, got {text!r}")
     return int(m.group(2)), int(m.group(1))
 
 

@@ -139,3 +139,19 @@ def test_binding_to_a_host_that_is_not_here_says_so(capsys: pytest.CaptureFixtur
     assert cli(["receive", "--bind", "tcp://no-such-host.invalid:5555", "--headless"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such address or interface on this machine" in err[0]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["send", "--synthetic"], ["profile", "--synthetic"], ["export", "--backend", "onnx"]],
+)
+@pytest.mark.parametrize("size", ["0x0", "10x99999"])
+def test_every_size_option_names_a_side_out_of_range(argv: list[str], size: str, capsys) -> None:  # noqa: ANN001
+    """--size 0x0 is well formed; every command that takes a size says the sides must be 1..16384."""
+    try:
+        status = cli([*argv, "--size", size])
+    except SystemExit as exc:  # argparse's own exit (send's --size is checked while parsing)
+        status = exc.code
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "width and height must be 1..16384 pixels" in err[0], err

@@ -124,8 +124,8 @@ class _Parser(argparse.ArgumentParser):
 def _size(text: str) -> Size:
     try:
         return parse_size(text)
-    except ConfigError:
-        raise argparse.ArgumentTypeError(f"expected WxH, e.g. 640x480, got {text!r}") from None
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--size: ")) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
