@@ -1,6 +1,6 @@
 """The packet format: one frame's coded ids behind a fixed header. The only module that knows the layout.
 
-Format version 2 has two headers, told apart by the flags byte:
+Format version 3 has two headers, told apart by the flags byte:
 
 * a **keyframe** (I-frame, :data:`FLAG_KEYFRAME`) has a 52-byte header that describes the frame completely: model
   fingerprint, stream, sender session, sequence number, capture time, frame and grid size;
@@ -8,7 +8,9 @@ Format version 2 has two headers, told apart by the flags byte:
   capture time relative to the reference's. Everything else is its reference's: :func:`resolve` completes a parsed
   P-frame from its reference's packet. On a still scene the header is most of what a P-frame costs.
 
-Version 1 packets (48-byte header, intra only) are still read. See ``docs/bitstream.md`` for the byte-by-byte layout.
+Version 3 differs from version 2 only in how a keyframe's ids are coded under a context prior: in bands of
+:data:`INTRA_BAND_ROWS` rows, decoded side by side (issue 16). Version 2 packets (whole-grid context coding) and
+version 1 packets (48-byte header, intra only) are still read. See ``docs/bitstream.md`` for the byte-by-byte layout.
 Parsing checks every declared size against the limits below and against the bytes actually present before anything
 is allocated; every failure is a :class:`BitstreamError` subclass.
 """
@@ -39,6 +41,7 @@ __all__ = [
     "HEADER_SIZE",
     "HEADER_SIZE_V1",
     "INTER_HEADER_SIZE",
+    "INTRA_BAND_ROWS",
     "MAX_FRAME_SIDE",
     "MAX_GRID_IDS",
     "MAX_PAYLOAD_BYTES",
@@ -50,6 +53,7 @@ __all__ = [
     "decode_packet",
     "encode_packet",
     "header_size",
+    "intra_band_rows",
     "packet_length",
     "read_packet",
     "replace_payload",
@@ -57,9 +61,13 @@ __all__ = [
 ]
 
 MAGIC = b"ECPK"
-FORMAT_VERSION = 2
-"""The version written. Version 1 packets (48-byte header, intra frames only) are still read."""
-READ_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+"""The version written. Version 2 packets (intra grids coded whole) and version 1 packets (48-byte header, intra
+frames only) are still read."""
+READ_VERSIONS = (1, 2, 3)
+INTRA_BAND_ROWS = 16
+"""Version 3 codes a keyframe's id grid under a context prior in bands of this many rows (the last may be shorter),
+row ``y`` of every band in one step, so the decoder makes 16 steps instead of one per row."""
 FINGERPRINT_SIZE = 8
 
 FLAG_INTER = 0x01
@@ -67,7 +75,7 @@ FLAG_INTER = 0x01
 FLAG_KEYFRAME = 0x02
 """Bit 1: a refresh point: this frame, and every frame after it, decode without any earlier frame."""
 KNOWN_FLAGS = FLAG_INTER | FLAG_KEYFRAME
-"""A version 2 packet has exactly one of these bits set; a reader refuses anything else."""
+"""A packet of version 2 or later has exactly one of these bits set; a reader refuses anything else."""
 
 MAX_FRAME_SIDE = 16384
 MAX_GRID_IDS = 1 << 22
@@ -165,11 +173,22 @@ def _check_range(*fields: tuple[str, int, int, int]) -> None:
             raise ValueError(f"{name} must be in {lo}..{hi}, got {value}")
 
 
-def encode_packet(p: Packet) -> bytes:
-    """Serialise a packet in format version 2: header then payload. Out-of-range fields raise ValueError.
+def intra_band_rows(version: int) -> int | None:
+    """The band height of keyframe payloads of format ``version`` (:data:`INTRA_BAND_ROWS` from version 3), or
+    ``None``: the grid coded as one band (versions 1 and 2)."""
+    return INTRA_BAND_ROWS if version >= 3 else None
 
-    A P-frame's header holds only what its reference does not tell: its fingerprint, stream and sizes are not
-    written (:func:`resolve` takes them from the reference)."""
+
+def encode_packet(p: Packet) -> bytes:
+    """Serialise a packet: header then payload. Out-of-range fields raise ValueError.
+
+    Written in format version :data:`FORMAT_VERSION`, or in version 2 when ``p.version`` is 1 or 2: a payload coded
+    for those versions stays readable as it was coded (a version 1 header is never written). A P-frame's header holds
+    only what its reference does not tell: its fingerprint, stream and sizes are not written (:func:`resolve` takes
+    them from the reference)."""
+    if p.version not in READ_VERSIONS:
+        raise ValueError(f"packet format version {p.version} cannot be written (versions 1..{FORMAT_VERSION})")
+    version = max(p.version, 2)
     if p.flags not in (FLAG_INTER, FLAG_KEYFRAME):
         raise ValueError(f"flags 0x{p.flags:02x}: a packet is either a keyframe (0x02) or an inter frame (0x01)")
     if not 1 <= p.layer <= 255:
@@ -181,7 +200,7 @@ def encode_packet(p: Packet) -> bytes:
         delta = (p.seq - p.ref_seq) % (1 << 32)
         _check_range(("ref_seq", p.ref_seq, 0, _U32), ("reference delta (seq - ref_seq)", delta, 1, MAX_REF_DELTA),
                      ("timestamp_delta_us", p.timestamp_delta_us, -_I32, _I32 - 1))  # fmt: skip
-        header = _INTER.pack(MAGIC, FORMAT_VERSION, p.flags, p.layer, delta, p.session_id, p.seq,
+        header = _INTER.pack(MAGIC, version, p.flags, p.layer, delta, p.session_id, p.seq,
                              p.timestamp_delta_us, len(p.payload), 0)  # fmt: skip
     else:
         if p.ref_seq or p.timestamp_delta_us:
@@ -193,7 +212,7 @@ def encode_packet(p: Packet) -> bytes:
         if problem:
             raise ValueError(problem)
         header = _HEADER.pack(
-            MAGIC, FORMAT_VERSION, p.flags, p.layer, 0, p.fingerprint, p.stream_id, p.session_id, p.seq,
+            MAGIC, version, p.flags, p.layer, 0, p.fingerprint, p.stream_id, p.session_id, p.seq,
             p.timestamp_us, p.frame_h, p.frame_w, p.grid_h, p.grid_w, len(p.payload), 0,
         )  # fmt: skip
     crc = zlib.crc32(p.payload, zlib.crc32(header[:-4]))
@@ -232,7 +251,7 @@ def header_size(prefix: bytes | bytearray | memoryview) -> int:
     if flags == FLAG_KEYFRAME:
         return HEADER_SIZE
     raise UnsupportedVersionError(
-        f"packet flags 0x{flags:02x}: a version 2 packet is either a keyframe (0x02) or an inter frame (0x01)"
+        f"packet flags 0x{flags:02x}: a version {view[4]} packet is either a keyframe (0x02) or an inter frame (0x01)"
     )
 
 

@@ -50,10 +50,12 @@ class Codec:
             raise ModelError(f"model {self.model.name} has no id priors: it cannot be entropy-coded")
         tables = [inter_tables(t) for t in self.model.prior_tables or [{}] * self.model.num_layers]
         try:  # a context prior where the model holds its tables, else the static unigram prior
-            self.priors = [entropy.make_prior(c, t[0]) for c, t in zip(self.model.priors, tables, strict=True)]
+            self._row_priors = [entropy.make_prior(c, t[0]) for c, t in zip(self.model.priors, tables, strict=True)]
             self.inter_priors = [InterPrior.from_tensors(t[1]) if t[1] else None for t in tables]
         except ValueError as exc:
             raise ModelError(f"model {self.model.name}: bad id prior tables ({exc})") from None
+        self.priors = [self._intra_prior(layer, bitstream.FORMAT_VERSION) for layer in range(1, len(tables) + 1)]
+        """The intra prior of each layer as format :data:`~edgecodec.bitstream.FORMAT_VERSION` codes keyframes."""
         for layer, (cfg, intra, inter) in enumerate(
             zip(self.model.net.config.layers, self.priors, self.inter_priors, strict=True), start=1
         ):
@@ -108,6 +110,14 @@ class Codec:
 
     def encode(self, frame: np.ndarray, latents: tuple[int, ...] = ()) -> FrameCode:
         return self.encode_frames([frame], latents)[0]
+
+    def _intra_prior(self, layer: int, version: int):
+        """The intra prior of ``layer`` as packets of format ``version`` code it (context priors: in bands from
+        version 3, see :func:`edgecodec.bitstream.intra_band_rows`)."""
+        prior = self._row_priors[layer - 1]
+        if isinstance(prior, entropy.ContextPrior):
+            return prior.with_band_rows(bitstream.intra_band_rows(version))
+        return prior
 
     def has_inter(self, layer: int) -> bool:
         """Whether the model holds inter tables for ``layer`` (P-frames are possible there)."""
@@ -218,7 +228,9 @@ class Codec:
         shape = (p.grid_h, p.grid_w)
         self.check(p)
         if not p.is_inter:
-            return entropy.decode_ids(p.payload, self.priors[p.layer - 1], shape).astype(np.int64)
+            current = p.version == bitstream.FORMAT_VERSION
+            prior = self.priors[p.layer - 1] if current else self._intra_prior(p.layer, p.version)
+            return entropy.decode_ids(p.payload, prior, shape).astype(np.int64)
         if not p.resolved or reference is None or reference.shape != shape:
             raise MissingReferenceError(f"inter frame {p.seq} needs reference frame {p.ref_seq}, which is not held")
         prior = self.inter_priors[p.layer - 1]

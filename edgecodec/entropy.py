@@ -15,7 +15,7 @@ little-endian bytes. Two kinds of prior:
   table, else a model family with one probability row per symbol). A prior that has a ``runs(ids, previous)`` method
   (ContextPrior) hands the encoder the same symbols as :data:`~edgecodec.priors.Run` s instead, with their
   probabilities already looked up for the whole grid, so that the encoder's loop does nothing but the calls.
-  ContextPrior makes a few segments per grid row, and decodes a row with as many calls.
+  ContextPrior makes a few segments per step (a row of every band), and decodes a step with as many calls.
 """
 
 from __future__ import annotations

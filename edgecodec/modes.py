@@ -8,6 +8,8 @@ resolves the copies of a decoded row. All arithmetic is on integers, so every ma
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from edgecodec.errors import BitstreamError
@@ -110,66 +112,83 @@ def mode_contexts(ids: np.ndarray, modes: np.ndarray, period: int, y0: int, y1: 
     return out
 
 
-class RowDecoder:
-    """The decoder's view of one grid of width ``w``, row by row: the mode contexts of the next row, checks of the
-    decoded modes, and the ids they resolve to. Same values as :func:`mode_contexts` and :func:`compute_modes`.
+@functools.lru_cache(maxsize=64)
+def _layout(period: int, w: int, bands: int) -> tuple:
+    """What :class:`RowDecoder` knows from the grid's width and bands alone (read-only arrays, built once):
+    the scaled position part of the contexts, the columns, the flat positions, the copy sources, the invalid modes
+    per row (0, 1, >= 2) and the edge columns where a mode can be invalid from row 2 on."""
+    offs = offsets(period)
+    m = len(offs) + 2
+    size = bands * w
+    base = _base_rows(period, w).astype(np.int64) * (m * m)  # from the position alone, scaled to its place
+    x = np.arange(w)
+    flat = np.arange(size).reshape(bands, w)
+    delta = [np.array([((s + dy) % 3 - s) * size + dx for dy, dx in offs] + [0]) for s in range(3)]
+    dx_same_row = np.array([dx if dy == 0 else 0 for dy, dx in offs] + [0])  # < 0: a copy from this row
+    # invalid[r][mode, x]: a mode whose neighbour lies outside the band, at row 0, 1 and >= 2
+    inside = [[(y + dy >= 0) & (x + dx >= 0) & (x + dx < w) for dy, dx in offs] for y in range(3)]
+    invalid = [~np.array(rows + [np.ones(w, bool)]) for rows in inside]
+    edges = np.flatnonzero(invalid[2].any(0))
+    arrays = [base, x, flat, *delta, dx_same_row, *invalid, edges]
+    for a in arrays:
+        a.flags.writeable = False
+    return base, x, flat, delta, dx_same_row, invalid, edges
 
-    For rows ``y = 0, 1, ...`` in order: :meth:`contexts`, then (once its modes are decoded) :meth:`check`, the NEW ids
-    written into :meth:`values`, and :meth:`resolve`.
+
+class RowDecoder:
+    """The decoder's view of one grid of width ``w`` cut into ``bands`` bands of rows, decoded row by row in every band
+    at once: the mode contexts of the next rows, checks of the decoded modes, and the ids they resolve to. Same values
+    as :func:`compute_modes` and :func:`mode_contexts` applied to each band alone (``bands=1``: the whole grid).
+
+    For local rows ``y = 0, 1, ...`` in order: :meth:`contexts`, then (once the modes are decoded) :meth:`check`, the
+    NEW ids written into :meth:`values`, and :meth:`resolve`. ``k``: the bands that have a row ``y`` (the first ``k``;
+    only the last band may be shorter). Rows are ``(k, w)`` arrays, band by band.
     """
 
-    def __init__(self, period: int, w: int) -> None:
-        self.period, self.w = period, w
-        offs = offsets(period)
-        self.n = n = len(offs)
+    def __init__(self, period: int, w: int, bands: int = 1) -> None:
+        self.period, self.w, self.bands = period, w, bands
+        self.n = n = len(offsets(period))
         self.m = m = n + 2
-        self.base = _base_rows(period, w).astype(np.int64) * (m * m)  # from the position alone, scaled to its place
-        self.none = np.full(w, n + 1, np.int64)
-        self.term = self.none * (m + 1)  # equalities and modes above, scaled, for the next row: none at row 0
-        self.modes_up = self.none  # modes of the row above
-        self.padded = np.empty(w + 2, np.int64)  # a row between two sentinels that equal nothing
-        self.padded[0], self.padded[-1] = -2, -3
-        # Rows y - 2, y - 1 and y sit in a ring of three rows, row y in slot y % 3; a copy reads its source there.
-        self.buffer = np.zeros(3 * w, np.int64)
-        x = np.arange(w)
-        self.x, self.here = x, [s * w + x for s in range(3)]
-        self.delta = [np.array([((s + dy) % 3 - s) * w + dx for dy, dx in offs] + [0]) for s in range(3)]
-        self.dx_same_row = np.array([dx if dy == 0 else 0 for dy, dx in offs] + [0])  # < 0: a copy from this row
-        # invalid[r][mode, x]: a mode whose neighbour lies outside the grid, at row 0, 1 and >= 2
-        inside = [[(y + dy >= 0) & (x + dx >= 0) & (x + dx < w) for dy, dx in offs] for y in range(3)]
-        self.invalid = [~np.array(rows + [np.ones(w, bool)]) for rows in inside]
-        # From row 2 on only a few columns at the edges can go wrong: (column, modes that cannot occur there)
-        columns = np.flatnonzero(self.invalid[2].any(0)).tolist()
-        self.edges = [(x, set(np.flatnonzero(self.invalid[2][:, x]).tolist())) for x in columns]
+        self.size = bands * w
+        (self.base, self.x, self.flat, self.delta, self.dx_same_row, self.invalid,
+         self.edges) = _layout(period, w, bands)  # fmt: skip
+        none = np.full((bands, w), n + 1, np.int64)
+        self.term = none * (m + 1)  # equalities and modes above, scaled, for the next row: none at row 0
+        self.modes_up = none  # modes of the rows above
+        self.padded = np.empty((bands, w + 2), np.int64)  # rows between two sentinels that equal nothing
+        self.padded[:, 0], self.padded[:, -1] = -2, -3
+        # Rows y - 2, y - 1 and y of every band sit in a ring of three slots, row y in slot y % 3; a copy reads its
+        # source there. Slot s holds (bands, w) ids; a position is s * size + band * w + x.
+        self.buffer = np.zeros(3 * self.size, np.int64)
 
-    def contexts(self, y: int) -> np.ndarray:
-        """``(w,)`` int64 mode contexts of row ``y`` (the rows above resolved)."""
-        return self.base[(y > 0) * self.period + y % self.period] + self.term
+    def contexts(self, y: int, k: int = 1) -> np.ndarray:
+        """``(k, w)`` int64 mode contexts of row ``y`` of the first ``k`` bands (the rows above resolved)."""
+        return self.base[(y > 0) * self.period + y % self.period] + self.term[:k]
 
     def check(self, y: int, modes: np.ndarray) -> None:
-        """BitstreamError if one of the ``(w,)`` decoded modes of row ``y`` copies from outside the grid."""
+        """BitstreamError if one of the ``(k, w)`` decoded modes of row ``y`` copies from outside its band."""
         if y < 2:
-            bad = np.count_nonzero(self.invalid[y][modes, self.x])
+            bad = self.invalid[y][modes, self.x].any()
         else:
-            bad = any(int(modes[x]) in modes_out for x, modes_out in self.edges)
+            edges = self.edges
+            bad = edges.size and self.invalid[2][modes[:, edges], edges].any()
         if bad:
             raise BitstreamError(f"corrupt id payload: a copy from outside the grid in row {y}")
 
-    def values(self, y: int) -> np.ndarray:
-        """``(w,)`` int64 view where row ``y``'s NEW ids are written, at their positions, before :meth:`resolve`."""
+    def values(self, y: int, k: int = 1) -> np.ndarray:
+        """``(k, w)`` int64 view where row ``y``'s NEW ids are written, at their positions, before :meth:`resolve`."""
         s = y % 3
-        return self.buffer[s * self.w : (s + 1) * self.w]
+        return self.buffer[s * self.size : (s + 1) * self.size].reshape(self.bands, self.w)[:k]
 
     def resolve(self, y: int, modes: np.ndarray) -> np.ndarray:
-        """``(w,)`` int64 ids of row ``y`` from its checked ``(w,)`` modes and the NEW ids in :meth:`values`;
-        prepares the contexts of row ``y + 1``."""
-        s = y % 3
-        source = self.here[s] + self.delta[s].take(modes)
+        """``(k, w)`` int64 ids of row ``y`` of the first ``k`` bands from their checked ``(k, w)`` modes and the NEW
+        ids in :meth:`values`; prepares the contexts of row ``y + 1``."""
+        s, k = y % 3, modes.shape[0]
+        here = self.flat[:k]
+        source = here + s * self.size + self.delta[s].take(modes)
         dx = self.dx_same_row.take(modes)
-        if np.count_nonzero(
-            dx
-        ):  # copies within the row point left: follow them to a source outside the row (pointer jumping)
-            parent = self.x + dx
+        if np.count_nonzero(dx):  # copies within the row point left: follow them out of the row (pointer jumping)
+            parent = (here + dx).ravel()
             total = int(np.add.reduce(parent))
             while True:
                 parent = parent.take(parent)
@@ -177,24 +196,25 @@ class RowDecoder:
                 if now == total:
                     break
                 total = now
-            source = source.take(parent)
+            source = source.ravel().take(parent).reshape(k, self.w)
         ids = self.buffer.take(source)
-        self.buffer[s * self.w : (s + 1) * self.w] = ids
+        self.buffer[s * self.size : s * self.size + k * self.w] = ids.ravel()
         self._prepare(ids, modes)
         return ids
 
     def _prepare(self, ids: np.ndarray, modes: np.ndarray) -> None:
         """The part of the next row's contexts that comes from this row: equalities, the modes up and second."""
-        padded, m = self.padded, self.m
-        padded[1:-1] = ids
-        same = padded[1:] == padded[:-1]  # (w + 1,): x - 1 and x hold the same id
-        term = same[:-1] * (m * m)  # the equalities, scaled
-        term += same[1:] * (2 * m * m)
-        term += (padded[2:] == padded[:-2]) * (4 * m * m)
+        k, m = ids.shape[0], self.m
+        padded = self.padded[:k]
+        padded[:, 1:-1] = ids
+        same = padded[:, 1:] == padded[:, :-1]  # (k, w + 1): x - 1 and x hold the same id
+        term = same[:, :-1] * (m * m)  # the equalities, scaled
+        term += same[:, 1:] * (2 * m * m)
+        term += (padded[:, 2:] == padded[:, :-2]) * (4 * m * m)
         if self.period == 2:  # the mode two up
-            term += self.modes_up * m
+            term += self.modes_up[:k] * m
         else:  # the mode up-left
-            term[1:] += modes[:-1] * m
-            term[0] += (self.n + 1) * m
+            term[:, 1:] += modes[:, :-1] * m
+            term[:, 0] += (self.n + 1) * m
         term += modes
-        self.term, self.modes_up = term, modes
+        self.term[:k], self.modes_up[:k] = term, modes

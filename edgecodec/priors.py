@@ -16,15 +16,18 @@ Two kinds of prior:
   encoder then takes instead of the segments.
 
 :class:`ContextPrior` codes each id as a *mode*: a copy of a causal neighbour at a fixed offset (the first offset in
-priority order whose id is equal), or NEW (:mod:`edgecodec.modes`). Grids are coded row by row: the row's modes (one
-table per context, the context taken from the rows above), then the row's NEW ids (one table per position class, plus
-the counts of the NEW ids already coded in this grid), then the copies are resolved with numpy. See
-``docs/bitstream.md``. The encoder knows every table beforehand and computes them for the whole grid at once; the
-decoder must go row by row (a row's contexts depend on the ids above it), with a handful of numpy calls per row.
+priority order whose id is equal), or NEW (:mod:`edgecodec.modes`). A grid is cut into bands of ``band_rows`` rows
+(format version 3; one band in version 2), each coded like a grid of its own, and coded step by step, step ``y``
+holding row ``y`` of every band: the step's modes (one table per context, the context taken from the rows above in
+the band), then its NEW ids (one table per position class, plus the counts of the NEW ids already coded in this grid),
+then the copies are resolved with numpy. See ``docs/bitstream.md``. The encoder knows every table beforehand and
+computes them for the whole grid at once; the decoder must go step by step (a row's contexts depend on the ids above
+it), with a handful of numpy calls per step: 16 steps for any grid in version 3, one per row in version 2.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -300,6 +303,8 @@ class ContextPrior:
         unigram: np.ndarray | None = None,
     ) -> None:
         self.period = int(period)
+        self.band_rows: int | None = None
+        """Grids are coded in bands of this many rows (format version 3); ``None``: as one band (version 2)."""
         self.offsets = offsets(self.period)
         n = len(self.offsets)
         mode_counts, new_counts = np.asarray(mode_counts), np.asarray(new_counts)
@@ -339,20 +344,50 @@ class ContextPrior:
     def __repr__(self) -> str:
         return f"ContextPrior(num_ids={self.num_ids}, period={self.period}, new_weight={self.new_weight})"
 
+    def with_band_rows(self, band_rows: int | None) -> ContextPrior:
+        """This prior coding grids in bands of ``band_rows`` rows (an even number; ``None``: the whole grid as one
+        band, format version 2), sharing its tables."""
+        if band_rows is not None and (band_rows < 2 or band_rows % 2):
+            raise ValueError(f"band rows must be an even number >= 2, got {band_rows}")
+        other = copy.copy(self)
+        other.band_rows = band_rows
+        return other
+
+    def _bands(self, h: int) -> tuple[int, int, int]:
+        """``(rows, bands, last)``: the band height, the number of bands and the height of the last band of a grid of
+        ``h`` rows."""
+        rows = h if self.band_rows is None else min(self.band_rows, h)
+        bands = -(-h // rows)
+        return rows, bands, h - (bands - 1) * rows
+
     def _plan(self, ids: np.ndarray) -> _Plan:
-        """Everything the encoder codes, computed for the whole grid at once (see :class:`_Plan`)."""
+        """Everything the encoder codes, computed for whole bands at once (see :class:`_Plan`)."""
         ids = compact(ids)
         h, w = ids.shape
         p = self.period
-        modes = compute_modes(ids, p)
-        contexts = mode_contexts(ids, modes, p, 0, h)
+        rows, bands, last = self._bands(h)
+        modes = np.full((bands * rows, w), len(self.offsets), np.int32)  # the last band padded with NEW modes
+        contexts = np.zeros((bands * rows, w), np.int64)
+        for y0 in range(0, h, rows):
+            band = ids[y0 : y0 + rows]
+            band_modes, y1 = compute_modes(band, p), y0 + band.shape[0]
+            modes[y0:y1] = band_modes
+            contexts[y0:y1] = mode_contexts(band, band_modes, p, 0, band.shape[0])
+        grid = np.zeros((bands * rows, w), ids.dtype)
+        grid[:h] = ids
+        # step-major: step y holds row y of every band, band by band
+        modes, contexts, grid = (a.reshape(bands, rows, w).swapaxes(0, 1) for a in (modes, contexts, grid))
         new = modes == len(self.offsets)
-        counts = np.stack([np.count_nonzero(new[:, j::p], axis=1) for j in range(p)], 1)  # (h, p)
-        if p > 1:  # a row's NEW ids go class by class (columns x % p == j), left to right within a class
-            new, ids = (np.concatenate([a[:, j::p] for j in range(p)], 1) for a in (new, ids))
-        symbols = ids[new].astype(np.int32)
+        new[last:, -1] = False  # the padding
+        # a step's NEW ids go class by class (columns x % p == j), then band by band, left to right
+        new_j = [new[:, :, j::p].reshape(rows, -1) for j in range(p)]
+        grid_j = [grid[:, :, j::p].reshape(rows, -1) for j in range(p)]
+        counts = np.stack([np.count_nonzero(a, axis=1) for a in new_j], 1)  # (rows, p)
+        symbols = np.concatenate(grid_j, 1)[np.concatenate(new_j, 1)].astype(np.int32)  # (step, class, band, x)
         bounds = np.concatenate(([0], np.cumsum(counts.ravel())))
-        return _Plan(modes.astype(np.int32), contexts, symbols, bounds.tolist(), *self._new_freqs(symbols, counts))
+        freqs, totals = self._new_freqs(symbols, counts)
+        return _Plan(np.ascontiguousarray(modes), np.ascontiguousarray(contexts), last, symbols, bounds.tolist(),
+                     freqs, totals)  # fmt: skip
 
     def _new_freqs(self, symbols: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The NEW tables of each row and class: ``(h, p, K)`` int64 ``freqs`` (base + weight x that class's NEW ids
@@ -376,14 +411,15 @@ class ContextPrior:
 
     def runs(self, ids: np.ndarray, previous: np.ndarray | None = None) -> list[Run]:
         """The grid's symbols as :data:`Run` s in decode order: same symbols and probabilities as :meth:`segments`,
-        in fewer, larger arrays. Per row: the modes (one probability row each), then the NEW ids of each class."""
+        in fewer, larger arrays. Per step: the modes (one probability row each), then the NEW ids of each class."""
         plan = self._plan(ids)
-        (h, w), p, b = plan.modes.shape, self.period, plan.bounds
-        rows = self.mode_tables.probabilities.take(plan.contexts.ravel(), axis=0).reshape(h, w, -1)
+        (s, bands, w), p, b = plan.modes.shape, self.period, plan.bounds
+        modes = plan.modes.reshape(s, bands * w)
+        rows = self.mode_tables.probabilities.take(plan.contexts.ravel(), axis=0).reshape(s, bands * w, -1)
         # == Tables(freqs[y, j]).probabilities[0], all at once: the same divisions of the same integers
-        tables = plan.freqs.reshape(h * p, -1) / plan.totals.reshape(h * p, 1)
-        out: list = [None] * (h * (p + 1))  # row y: its modes at y * (p + 1), then its p classes of NEW ids
-        out[:: p + 1] = zip(rows, plan.modes, strict=True)
+        tables = plan.freqs.reshape(s * p, -1) / plan.totals.reshape(s * p, 1)
+        out: list = [None] * (s * (p + 1))  # step y: its modes at y * (p + 1), then its p classes of NEW ids
+        out[:: p + 1] = [(rows[y, :n], modes[y, :n]) for y, n in enumerate(plan.widths())]
         new = [(t, plan.symbols[a:e]) for t, a, e in zip(tables, b[:-1], b[1:], strict=True)]
         for j in range(p):
             out[j + 1 :: p + 1] = new[j::p]
@@ -392,8 +428,8 @@ class ContextPrior:
     def segments(self, ids: np.ndarray, previous: np.ndarray | None = None) -> Iterator[Segment]:
         plan = self._plan(ids)
         p, b = self.period, plan.bounds
-        for y in range(plan.modes.shape[0]):
-            yield Segment(self.mode_tables, plan.contexts[y], plan.modes[y])
+        for y, n in enumerate(plan.widths()):
+            yield Segment(self.mode_tables, plan.contexts[y].ravel()[:n], plan.modes[y].ravel()[:n])
             for j in range(p):
                 if b[y * p + j + 1] > b[y * p + j]:
                     table = Tables._unchecked(plan.freqs[y, j].astype(np.uint32))
@@ -402,44 +438,54 @@ class ContextPrior:
     def decode(self, shape: tuple[int, int], read: SymbolReader, previous: np.ndarray | None = None) -> np.ndarray:
         h, w = shape
         p, n, weight = self.period, len(self.offsets), self.new_weight
-        rows = RowDecoder(p, w)
+        rows, bands, last = self._bands(h)
+        decoder = RowDecoder(p, w, bands)
         freqs = self.new_base.copy()  # (p * p, K): each class's NEW table, base + weight x NEW ids so far
         totals = freqs.sum(1).tolist()
-        ids = np.empty((h, w), np.int64)
-        for y in range(h):
-            modes = read(self.mode_tables, rows.contexts(y), w)
-            rows.check(y, modes)
-            new, values = modes == n, rows.values(y)
+        ids = np.empty((bands * rows, w), np.int64)
+        by_band = ids.reshape(bands, rows, w)
+        for y in range(rows):
+            k = bands if y < last else bands - 1
+            modes = read(self.mode_tables, decoder.contexts(y, k).ravel(), k * w).reshape(k, w)
+            decoder.check(y, modes)
+            new, values = modes == n, decoder.values(y, k)
             for j in range(p):
-                sel = new[j::p]
+                sel = new[:, j::p]
                 count = int(np.count_nonzero(sel))
                 if count:
                     cls = (y % p) * p + j
                     symbols = read(Tables._exact(freqs[cls], freqs[cls] / totals[cls]), 0, count)
-                    values[j::p][sel] = symbols
-                    np.add.at(freqs[cls], symbols, weight)
+                    values[:, j::p][sel] = symbols
+                    freqs[cls] += np.bincount(symbols, minlength=freqs.shape[1]) * weight
                     totals[cls] += weight * count
-            ids[y] = rows.resolve(y, modes)
-        return ids
+            by_band[:k, y] = decoder.resolve(y, modes)
+        return ids[:h]
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """What :class:`ContextPrior` codes for one ``(h, w)`` grid, in decode order.
+    """What :class:`ContextPrior` codes for one ``(h, w)`` grid cut into bands, in decode order.
 
-    ``modes``: ``(h, w)`` int32; ``contexts``: ``(h, w)`` int64 rows of ``mode_tables``; ``symbols``: the NEW ids
-    (int32), row by row and within a row class by class (``x % p``); those of row ``y``, class ``j`` are
-    ``symbols[bounds[y * p + j] : bounds[y * p + j + 1]]`` and are coded with the table ``freqs[y, j]`` (``(h, p, K)``
-    int64, the class's base table plus ``new_weight`` x the NEW ids of that class in the rows above), whose sum is
-    ``totals[y, j]`` (``(h, p)`` int64).
+    Step ``y`` codes row ``y`` of every band that has one (all but the last band when ``y >= last``). ``modes``:
+    ``(rows, bands, w)`` int32 and ``contexts``: ``(rows, bands, w)`` int64 rows of ``mode_tables``, step by step
+    (the last band padded). ``symbols``: the NEW ids (int32), step by step, within a step class by class (``x % p``),
+    band by band, left to right; those of step ``y``, class ``j`` are ``symbols[bounds[y * p + j] : bounds[y * p + j +
+    1]]`` and are coded with the table ``freqs[y, j]`` (``(rows, p, K)`` int64, the class's base table plus
+    ``new_weight`` x the NEW ids of that class in the steps before), whose sum is ``totals[y, j]`` (``(rows, p)``).
     """
 
     modes: np.ndarray
     contexts: np.ndarray
+    last: int
     symbols: np.ndarray
     bounds: list[int]
     freqs: np.ndarray
     totals: np.ndarray
+
+    def widths(self) -> list[int]:
+        """How many modes each step codes."""
+        rows, bands, w = self.modes.shape
+        return [bands * w if y < self.last else (bands - 1) * w for y in range(rows)]
 
 
 # ---- model tables -> prior, ideal code lengths --------------------------------------------------------------

@@ -4,16 +4,22 @@ Run it only on purpose, after a deliberate change of the packet format (bump FOR
 (bump CONTAINER_VERSION) or of the entropy coding; the golden tests import the inputs from here and compare the files
 byte for byte, so any unintended change of the format or the coder fails them.
 
-Written here (packet format version 2):
+Written here (packet format version 3):
 
 * ``golden_packet.bin``: a keyframe (the first packet of the stream below).
+* ``golden_context_packet.bin``: a keyframe of a 40 x 24 grid coded with :func:`golden_context_prior`, in three
+  bands of 16, 16 and 8 rows (how version 3 codes keyframes under a context prior).
 * ``golden_inter_packet.bin``: a P-frame coded with :func:`golden_inter_prior` against :func:`golden_reference`
   (the second packet of the stream below; its reference is the keyframe of ``golden_packet.bin``).
 * ``golden.ecz``: the whole stream of :func:`golden_packets`, keyframes and P-frames.
 
 Never written: ``golden_v1_packet.bin`` and ``golden_v1.ecz`` are the version 1 goldens, made by the version 1 writer,
 which no longer exists. They stay as they are and are only read back (:func:`golden_v1_packets` gives their fields,
-:func:`golden_grids` their ids).
+:func:`golden_grids` their ids). ``golden_v2_packet.bin``, ``golden_v2_inter_packet.bin``,
+``golden_v2_inter_near_packet.bin`` and ``golden_v2.ecz`` are the version 2 goldens: the same packets as their
+version 3 namesakes, written by the version 2 writer (their payloads do not depend on the version: static and inter
+priors). They are only read back, and :func:`encode_packet` must still write them byte for byte from packets marked
+``version=2``.
 """
 
 from __future__ import annotations
@@ -23,16 +29,22 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecodec.bitstream import FLAG_INTER, FLAG_KEYFRAME, Packet, encode_packet
+from edgecodec.bitstream import FLAG_INTER, FLAG_KEYFRAME, INTRA_BAND_ROWS, Packet, encode_packet
 from edgecodec.coding.inter import InterCounter, InterPrior
 from edgecodec.container import ContainerHeader, container_bytes
-from edgecodec.entropy import StaticPrior, encode_ids, smooth_counts
+from edgecodec.entropy import ContextPrior, StaticPrior, encode_ids, smooth_counts
+from edgecodec.priors import PriorCounter
 
 EXPECTED = Path(__file__).parent / "expected"
 PACKET_FILE = EXPECTED / "golden_packet.bin"
 INTER_PACKET_FILE = EXPECTED / "golden_inter_packet.bin"
 INTER_NEAR_PACKET_FILE = EXPECTED / "golden_inter_near_packet.bin"
 CONTAINER_FILE = EXPECTED / "golden.ecz"
+CONTEXT_PACKET_FILE = EXPECTED / "golden_context_packet.bin"
+V2_PACKET_FILE = EXPECTED / "golden_v2_packet.bin"
+V2_INTER_PACKET_FILE = EXPECTED / "golden_v2_inter_packet.bin"
+V2_INTER_NEAR_PACKET_FILE = EXPECTED / "golden_v2_inter_near_packet.bin"
+V2_CONTAINER_FILE = EXPECTED / "golden_v2.ecz"
 V1_PACKET_FILE = EXPECTED / "golden_v1_packet.bin"
 V1_CONTAINER_FILE = EXPECTED / "golden_v1.ecz"
 REGENERATE = "python -m tests.make_golden"
@@ -150,9 +162,9 @@ def golden_inter_ids() -> np.ndarray:
     return ids
 
 
-# ---- the version 2 stream ------------------------------------------------------------------------------------------
+# ---- the stream ------------------------------------------------------------------------------------------
 def golden_frames() -> list[tuple[np.ndarray, int | None]]:
-    """The stream of the version 2 goldens: (ids, sequence number of the reference or None for a keyframe)."""
+    """The stream of the goldens (versions 2 and 3): (ids, sequence number of the reference or None for a keyframe)."""
     g0, g1, g2 = golden_grids()
     p1 = golden_inter_ids()
     p5 = g2.copy()
@@ -176,6 +188,43 @@ def golden_packets() -> list[Packet]:
         packets.append(_packet(seq, ids.shape, payload, flags=FLAG_INTER, session_id=SESSION_ID, ref_seq=ref,
                                timestamp_delta_us=delta))  # fmt: skip
     return packets
+
+
+# ---- a keyframe under a context prior (version 3: in bands) -------------------------------------------------------
+CONTEXT_SHAPE = (40, 24)
+
+
+def _blocky(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Ids in 2x2 and 4x1 blocks with some noise: copies of every offset, and NEW ids."""
+    h, w = shape
+    ids = np.kron(rng.integers(0, NUM_IDS, size=(-(-h // 2), -(-w // 2))), np.ones((2, 2), np.int64))[:h, :w]
+    ids[:, 8:12] = ids[:, 8:9]  # runs along the row
+    noise = rng.random(shape) < 0.1
+    ids[noise] = rng.integers(0, NUM_IDS, size=int(noise.sum()))
+    return ids
+
+
+def golden_context_prior() -> ContextPrior:
+    """A fixed period-2 context prior: tables counted by :class:`PriorCounter` over 16 grids from ``default_rng(21)``,
+    coding in bands of :data:`INTRA_BAND_ROWS` rows."""
+    counter = PriorCounter(NUM_IDS, period=2)
+    rng = np.random.default_rng(21)
+    for _ in range(16):
+        counter.add(_blocky(rng, CONTEXT_SHAPE))
+    return ContextPrior.from_tensors(counter.unigram, counter.tensors()).with_band_rows(INTRA_BAND_ROWS)
+
+
+def golden_context_ids() -> np.ndarray:
+    return _blocky(np.random.default_rng(22), CONTEXT_SHAPE)
+
+
+def golden_context_packet() -> Packet:
+    ids = golden_context_ids()
+    return _packet(7, ids.shape, encode_ids(ids, golden_context_prior()), flags=FLAG_KEYFRAME, session_id=SESSION_ID)
+
+
+def golden_context_packet_bytes() -> bytes:
+    return encode_packet(golden_context_packet())
 
 
 def golden_header() -> ContainerHeader:
@@ -206,6 +255,7 @@ def main() -> None:
         (INTER_PACKET_FILE, golden_inter_packet_bytes()),
         (INTER_NEAR_PACKET_FILE, golden_inter_near_packet_bytes()),
         (CONTAINER_FILE, golden_container_bytes()),
+        (CONTEXT_PACKET_FILE, golden_context_packet_bytes()),
     ):
         path.write_bytes(data)
         print(f"wrote {path} ({len(data)} bytes)")

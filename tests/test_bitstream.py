@@ -116,7 +116,7 @@ def reseal(data: bytes, field: str, value) -> bytes:
 
 def test_header_sizes():
     assert (HEADER_SIZE, INTER_HEADER_SIZE, HEADER_SIZE_V1, MIN_HEADER_SIZE) == (52, 28, 48, 28)
-    assert (FORMAT_VERSION, READ_VERSIONS, MAX_REF_DELTA) == (2, (1, 2), 255)
+    assert (FORMAT_VERSION, READ_VERSIONS, MAX_REF_DELTA) == (3, (1, 2, 3), 255)
     assert len(encode_packet(make_packet(payload=b""))) == 52
     assert len(encode_packet(inter_packet(payload=b""))) == 28
     assert len(encode_v1(make_packet(payload=b""))) == 48
@@ -139,7 +139,7 @@ def test_round_trip(changes):
     assert packet_length(data[:HEADER_SIZE]) == len(data) == p.size
     assert header_size(data) == HEADER_SIZE
     out = decode_packet(data)
-    assert out.version == 2 and out.resolved and out.is_keyframe and not out.is_inter
+    assert out.version == 3 and out.resolved and out.is_keyframe and not out.is_inter
     assert (out.ref_seq, out.timestamp_delta_us) == (0, 0)
 
 
@@ -162,7 +162,7 @@ def test_inter_round_trip(changes):
     assert header_size(data) == packet_length(data[:INTER_HEADER_SIZE]) - len(p.payload) == INTER_HEADER_SIZE
     out = decode_packet(data)
     assert out == unresolved(p)
-    assert out.is_inter and not out.is_keyframe and not out.resolved and out.version == 2
+    assert out.is_inter and not out.is_keyframe and not out.resolved and out.version == 3
     assert decode_packet(memoryview(data), num_layers=255) == decode_packet(bytearray(data)) == out
     assert resolve(out, ref) == p
 
@@ -178,7 +178,7 @@ def test_encoding_a_p_frame_ignores_its_references_fields():
 def test_packet_defaults_to_a_version_2_keyframe():
     p = Packet(fingerprint=FP, layer=1, seq=0, timestamp_us=0, frame_h=1, frame_w=1, grid_h=1, grid_w=1, payload=b"")
     assert (p.flags, p.session_id, p.ref_seq, p.stream_id, p.timestamp_delta_us) == (FLAG_KEYFRAME, 0, 0, 0, 0)
-    assert p.resolved and p.version == 2 and p.is_keyframe and not p.is_inter
+    assert p.resolved and p.version == 3 and p.is_keyframe and not p.is_inter
     assert decode_packet(encode_packet(p)) == p
 
 
@@ -203,7 +203,7 @@ def test_read_mixed_versions_back_to_back():
         out.append(p)
     expected = [as_read_from_v1(old[0]), new[0], as_read_from_v1(old[1]), unresolved(new[1]), as_read_from_v1(old[2])]
     assert out == expected and offset == len(buf)
-    assert [p.version for p in out] == [1, 2, 1, 2, 1]
+    assert [p.version for p in out] == [1, 3, 1, 3, 1]
 
 
 def fields_of(data: bytes) -> dict:
@@ -212,7 +212,7 @@ def fields_of(data: bytes) -> dict:
 
 def test_golden_layout():
     data = encode_packet(make_packet(payload=b"xy"))
-    assert data[:5] == b"ECPK\x02" and data[52:] == b"xy"
+    assert data[:5] == b"ECPK\x03" and data[52:] == b"xy"
     crc = zlib.crc32(b"xy", zlib.crc32(data[:48]))
     expected = {**vars(make_packet(payload=b"xy")), "reserved": 0, "payload_len": 2, "crc": crc}
     assert fields_of(data) == {name: expected[name] for name in KEY}
@@ -222,7 +222,7 @@ def test_golden_layout():
 def test_golden_layout_inter():
     p = inter_packet(seq=3, ref_seq=U32 - 1, timestamp_delta_us=-40_000, payload=b"xyz")  # 5 frames back, across 0
     data = encode_packet(p)
-    assert data[:5] == b"ECPK\x02" and data[28:] == b"xyz"
+    assert data[:5] == b"ECPK\x03" and data[28:] == b"xyz"
     crc = zlib.crc32(b"xyz", zlib.crc32(data[:24]))
     assert fields_of(data) == {"flags": FLAG_INTER, "layer": 2, "ref_delta": 5, "session_id": 0xDEADBEEF, "seq": 3,
                                "timestamp_delta_us": -40_000, "payload_len": 3, "crc": crc}  # fmt: skip
@@ -267,7 +267,7 @@ def test_version_1_undefined_bits_are_refused(flags, reserved):
         decode_packet(encode_v1(make_packet(), flags=flags, reserved=reserved))
 
 
-@pytest.mark.parametrize("version", [0, 3, 9, 255])
+@pytest.mark.parametrize("version", [0, 4, 9, 255])
 def test_unsupported_version(version):
     for data in (encode_packet(make_packet()), encode_packet(inter_packet())):
         with pytest.raises(UnsupportedVersionError, match=f"version {version} "):
@@ -350,10 +350,11 @@ def test_bad_magic():
      (b"ECPK", TruncatedError), (b"ECPK\x01", TruncatedError), (b"ECPK\x02", TruncatedError),
      (b"X", BadMagicError), (b"ECPX\x02\x02", BadMagicError), (b"\0" * 60, BadMagicError),
      (b"ecpk\x02\x02", BadMagicError), (b"ECPK\x00", UnsupportedVersionError),
-     (b"ECPK\x03\x02", UnsupportedVersionError),
+     (b"ECPK\x04\x02", UnsupportedVersionError),
      (b"ECPK\xff" + bytes(60), UnsupportedVersionError), (b"ECPK\x02\x00", UnsupportedVersionError),
      (b"ECPK\x02\x03", UnsupportedVersionError), (b"ECPK\x01\x01", UnsupportedVersionError),
-     (b"ECPK\x01\x02", UnsupportedVersionError)],
+     (b"ECPK\x01\x02", UnsupportedVersionError), (b"ECPK\x03\x02", 52), (b"ECPK\x03\x01", 28),
+     (b"ECPK\x03\x03", UnsupportedVersionError)],
 )  # fmt: skip
 def test_header_size_of_short_and_garbage_input(prefix, expected):
     for buf in (prefix, bytearray(prefix), memoryview(prefix)):

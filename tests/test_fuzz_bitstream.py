@@ -213,8 +213,8 @@ def test_fixtures_are_valid():
     assert (INTER_IDS != REF).any() and (INTER_IDS == REF).any()
     assert [(p.version, p.is_inter) for p in read_container(io.BytesIO(CONTAINER_MIXED))[1]] == [
         (1, False),
-        (2, False),
-        (2, True),
+        (3, False),
+        (3, True),
     ]
     assert read_container(io.BytesIO(CONTAINER))[1] == CONTAINER_PACKETS
 
