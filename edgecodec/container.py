@@ -120,7 +120,10 @@ def _parse_header(f: BinaryIO) -> ContainerHeader:
         raise UnsupportedVersionError(f".ecz flags 0x{flags:02x}/reserved 0x{reserved:02x} undefined in version 1")
     name = _read_exact(f, name_len)
     if len(name) < name_len:
-        raise TruncatedError(f".ecz model name truncated at {len(name)} of {name_len} bytes")
+        raise TruncatedError(
+            f".ecz file cut short: it ends {len(name)} bytes into its {name_len}-byte model name, before any frame"
+            f" (it declares {num_frames or 'an unknown number of'} frames)"
+        )
     actual = zlib.crc32(name, zlib.crc32(fixed[:_CRC_OFFSET]))
     if actual != crc:
         raise ChecksumError(f".ecz header CRC32 {actual:08x} does not match {crc:08x}")

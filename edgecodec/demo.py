@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             source.pace_fps = source.native_fps  # a camera's pace: latency and P-frames as live
         fps = ns.fps or source.native_fps or 25.0
         output = SideBySide(ns.out, fps)
-        model, send_backend, note = streaming_defaults(ns.model, ns.backend, "cpu")
+        model, send_backend, note = streaming_defaults(ns.model, ns.backend, "cpu", both_sides=True)
         receive_backend = streaming_defaults(ns.model, ns.backend, "cpu", decode_only=True)[1]
         threads = split_threads(ns.threads)  # sender and receiver share this machine's cores
         send_codec = Codec(model, backend=send_backend, threads=threads)

@@ -163,7 +163,11 @@ class FrameSender:
         intra_only: bool = False,
         session_id: int | None = None,
         skip_unchanged: bool = True,
+        media_clock: Callable[[Frame], float] | None = None,
     ) -> None:
+        """``media_clock``: packets are stamped with the first frame's capture time plus this media time (s) of each
+        frame, not with its capture time: a file made from a video (``send --save`` without a network) then plays at
+        the video's pace, whatever the coding speed."""
         self.codec = codec
         self.controller = controller
         self.transport = transport
@@ -178,6 +182,8 @@ class FrameSender:
         self._joined = 0
         self.frames_dropped = 0  # captured, never encoded: the encoder was behind a live source (pipelined)
         self.on_code: Callable[[Frame, int], None] | None = None  # sees each frame and its seq before it is coded
+        self.media_clock = media_clock
+        self._media_origin_us: int | None = None
 
     def warm_up(self) -> None:
         """Encode and code a small blank frame once, so first-call costs do not land on the first real frame."""
@@ -211,7 +217,7 @@ class FrameSender:
             self.coder.inter.force_keyframe()
         if self.on_code is not None:
             self.on_code(frame, self.seq)
-        made = self.coder.code(code, now, seq=self.seq, timestamp_us=frame.timestamp_us, stages=stages)
+        made = self.coder.code(code, now, seq=self.seq, timestamp_us=self._timestamp(frame), stages=stages)
         before = self.transport.stats.dropped_no_receiver
         sent = False
         if not made.skipped:
@@ -243,6 +249,15 @@ class FrameSender:
         }  # fmt: skip
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         return record
+
+    def _timestamp(self, frame: Frame) -> int:
+        """The packet timestamp of ``frame`` (us): its capture time, or media time from the first capture time."""
+        if self.media_clock is None:
+            return frame.timestamp_us
+        media_us = round(self.media_clock(frame) * 1e6)
+        if self._media_origin_us is None:
+            self._media_origin_us = frame.timestamp_us - media_us
+        return max(self._media_origin_us + media_us, 0)
 
 
 @dataclass
@@ -319,9 +334,7 @@ class ReceiverWatch:
         if getattr(t, "bind", False):
             where = f"a receiver connects to this machine at {t.endpoint} (--connect on the receiver)"
         else:
-            where = (
-                f"a receiver is listening at {t.endpoint} (edgecodec receive --bind) with this host and port"
-            )
+            where = f"a receiver is listening at {t.endpoint} (edgecodec receive --bind) with this host and port"
         keys = (
             "; with --curve-keys, that the receiver holds this sender's public key"
             if getattr(t, "curve", False)
@@ -449,7 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_rate_arguments(parser)
     parser.add_argument("--stats", metavar="FILE", help="write one JSON record per frame (and a summary) here")
     parser.add_argument("--save", metavar="FILE.ecz", help="also write every packet made (sent or dropped) here; "
-                        "without --bind or --connect, write the file only (no network)")  # fmt: skip
+                        "without --bind or --connect, write the file only (no network), stamped with the video's "
+                        "own times")  # fmt: skip
     parser.add_argument(
         "--wait-receiver",
         type=float,
@@ -508,8 +522,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         save = _open_save(ns.save, codec, media_fps)
         if save is not None:
             stack.enter_context(save)
-        sender = FrameSender(codec, controller, transport, save=save, intra_only=ns.intra_only,
-                             skip_unchanged=not ns.send_unchanged)  # fmt: skip
+        clock = rate_clock(source, ns.fps)
+        sender = FrameSender(
+            codec,
+            controller,
+            transport,
+            save=save,
+            intra_only=ns.intra_only,
+            skip_unchanged=not ns.send_unchanged,
+            media_clock=clock if offline else None,
+        )  # a file of a video keeps the video's times
         sender.warm_up()
         budget = f"{config.kbps:g} kbps" if not config.unlimited else "no budget"
         where = (
@@ -528,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         meter = StreamMeter()
         status = None if ns.quiet else (lambda line: print(line, file=err, flush=True))
         with sigterm_as_interrupt():
-            finished = stream_frames(source, sender, clock=rate_clock(source, ns.fps), log=log, meter=meter,
+            finished = stream_frames(source, sender, clock=clock, log=log, meter=meter,
                                      status=status, watch=None if offline else ReceiverWatch(transport),
                                      pipelined=not ns.lockstep)  # fmt: skip
         result = summary(sender, meter, media_fps)

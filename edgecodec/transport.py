@@ -80,6 +80,8 @@ def normalise_endpoint(endpoint: str, *, bind: bool | None = None) -> str:
         TransportError: the endpoint is malformed; the message says what was expected.
     """
     text = endpoint.strip()
+    if text.lstrip("+-").isdigit() and not text.isdigit():  # a bare port with a sign: -1, +5555
+        raise TransportError(f"bad endpoint {endpoint!r}: port {text!r} is not a number in 1..65535")
     if text.isdigit():
         text = f"tcp://{'*' if bind else '127.0.0.1'}:{text}"
     elif "://" not in text:
@@ -108,7 +110,7 @@ def _check_tcp(endpoint: str, rest: str, bind: bool | None, expected: str) -> No
     if bind is False and host != "*":
         _check_resolves(endpoint, host.strip("[]"), int(port))
     elif bind is False:
-        raise TransportError(f"bad endpoint {endpoint!r}: * is for --bind; to connect, name the receiver's host")
+        raise TransportError(f"bad endpoint {endpoint!r}: * is for --bind; to connect, name the host to connect to")
 
 
 def _check_resolves(endpoint: str, host: str, port: int) -> None:
@@ -120,7 +122,7 @@ def _check_resolves(endpoint: str, host: str, port: int) -> None:
     except (socket.gaierror, UnicodeError) as exc:
         raise TransportError(
             f"cannot connect to {endpoint!r}: host {host!r} does not resolve ({getattr(exc, 'strerror', exc)}); "
-            "check the receiver's address"
+            "check the host name or address"
         ) from None
 
 

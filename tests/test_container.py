@@ -417,3 +417,11 @@ def test_version_2_golden_container_still_decodes():
         ref = decoded.get(p.ref_seq) if p.is_inter else None
         decoded[p.seq] = decode_ids(p.payload, inter if p.is_inter else intra, shape, ref)
         np.testing.assert_array_equal(decoded[p.seq], ids)
+
+
+def test_a_file_cut_inside_its_model_name_says_so():
+    """A file cut right after its 32-byte header (or inside the model name) names what is missing."""
+    data = container_bytes(HEADER, packets(2))
+    for cut in (FILE_HEADER_SIZE, FILE_HEADER_SIZE + 1):
+        with pytest.raises(TruncatedError, match=r"cut short: it ends \d+ bytes into its \d+-byte model name, before"):
+            read_container(io.BytesIO(data[:cut]))

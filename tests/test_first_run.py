@@ -29,6 +29,9 @@ from edgecodec.transport import normalise_endpoint
         ("tcp://::1:5555", True, "IPv6 address in brackets"),
         ("tcp://host", True, "no port"),
         ("5555x", True, "no port"),
+        ("-1", True, "port '-1' is not a number in 1..65535"),
+        ("+5555", False, "port '\\+5555' is not a number"),
+        ("tcp://no-such-host.invalid:5555", False, "check the host name or address$"),
         ("udp://1.2.3.4:5", True, "expected tcp://HOST:PORT"),
     ],
 )
@@ -88,6 +91,21 @@ def test_send_save_without_an_endpoint_writes_the_file_only(tmp_path: Path, caps
     assert "saved 4 packets (no network)" in text.out and "dropped" not in text.out
     assert cli(["info", str(out)]) == 0
     assert "4 frames" in capsys.readouterr().out
+
+
+def test_a_file_saved_from_a_video_keeps_the_videos_times(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``send --video F --save X.ecz`` with no network and no --fps: packets carry the clip's times (25 fps: 40 ms
+    apart), not the coding speed's, so the file plays at the clip's pace."""
+    from edgecodec.container import read_container
+
+    clip = Path(__file__).resolve().parents[1] / "edgecodec" / "samples" / "foreman_352x288_75f.mp4"
+    out = tmp_path / "clip.ecz"
+    assert cli(["send", "--video", str(clip), "--frames", "6", "--save", str(out), "--quiet", "--intra-only"]) == 0
+    capsys.readouterr()
+    header, packets = read_container(out)
+    assert len(packets) == 6 and (header.fps_num, header.fps_den) == (25000, 1000)
+    steps = {b.timestamp_us - a.timestamp_us for a, b in zip(packets, packets[1:], strict=False)}
+    assert steps == {40_000}
 
 
 def test_a_missing_package_names_what_to_install() -> None:
@@ -155,3 +173,17 @@ def test_every_size_option_names_a_side_out_of_range(argv: list[str], size: str,
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "width and height must be 1..16384 pixels" in err[0], err
+
+
+def test_the_no_gpu_note_names_the_backend_of_each_side() -> None:
+    """Issue 16's defaults on a CPU, and the one line that says so: the sender's encoder, the receiver's decoders, or
+    both when one process runs both sides (demo, profile)."""
+    from edgecodec.runtime import FAST_CPU_MODEL, streaming_defaults
+
+    model, backend, note = streaming_defaults(None, "auto", "cpu")
+    assert (model, backend) == (FAST_CPU_MODEL, "onnx") and "backend onnx (encoder), the fastest" in note
+    _, backend, note = streaming_defaults(None, "auto", "cpu", decode_only=True)
+    assert backend == "onnx-int8" and "backend onnx-int8 (decoders), the fastest" in note
+    _, backend, note = streaming_defaults(None, "auto", "cpu", both_sides=True)
+    assert backend == "onnx" and "backend onnx (encoder), onnx-int8 (decoders), the fastest" in note
+    assert streaming_defaults("hqa5", "auto", "cpu") == ("hqa5", "onnx", None)

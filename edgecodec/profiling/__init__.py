@@ -218,7 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check_args(ns)
     if ns.mode == "inprocess":
         ns.mode = "lockstep"
-    model, _, note = streaming_defaults(ns.model, "auto", ns.device)
+    model, _, note = streaming_defaults(ns.model, "auto", ns.device, decode_only=ns.only == "receiver",
+                                        both_sides=not ns.only)  # fmt: skip
     if note and ns.model is None:
         print(f"edgecodec profile: {note}", file=sys.stderr, flush=True)
     ns.model = model

@@ -124,13 +124,13 @@ FAST_CPU_MODEL = "hqa5-cpu"  # the shipped model whose encoder keeps 640x480 at 
 
 
 def streaming_defaults(
-    model: str | None, backend: str, device: str, *, decode_only: bool = False
+    model: str | None, backend: str, device: str, *, decode_only: bool = False, both_sides: bool = False
 ) -> tuple[str, str, str | None]:
     """The model and backend a streaming command uses, and the one line that says so (None when nothing was chosen
     for the user). Issue 16: on a CPU, an unset ``--model`` is :data:`FAST_CPU_MODEL` and ``--backend auto`` is
     ``onnx`` for an encoder and ``onnx-int8`` for a receiver's decoders (1.6-2x faster, within 0.07 dB on average,
     docs/backends.md); on a GPU the default model (hqa5) and ``auto``. An explicit ``--model`` or ``--backend`` is
-    kept as given."""
+    kept as given. ``both_sides``: the note names the encoder's and the decoders' backends (one process runs both)."""
     from edgecodec.zoo import DEFAULT_MODEL
 
     cpu = resolve_device(device) == "cpu"
@@ -140,10 +140,16 @@ def streaming_defaults(
         chosen_backend = "onnx-int8" if decode_only else "onnx"
     if not cpu or model is not None:
         return chosen_model, chosen_backend, None
-    what = "decoders" if decode_only else "encoder"
-    return chosen_model, chosen_backend, (
-        f"no GPU: model {chosen_model}, backend {chosen_backend} ({what}), the fastest path on a CPU "
-        "(--model and --backend choose others)"
+    what = f"{chosen_backend} ({'decoders' if decode_only else 'encoder'})"
+    if both_sides:
+        decoders = streaming_defaults(model, backend, device, decode_only=True)[1]
+        what = f"{chosen_backend} (encoder), {decoders} (decoders)"
+    return (
+        chosen_model,
+        chosen_backend,
+        (
+            f"no GPU: model {chosen_model}, backend {what}, the fastest path on a CPU (--model and --backend choose others)"
+        ),
     )
 
 
