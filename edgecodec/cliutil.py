@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 
 def _number(kind: type, what: str, accept: Callable[[Any], bool], requirement: str) -> Callable[[str], Any]:
@@ -90,6 +91,30 @@ def _plain_progress(iterable: Any, total: int | None, desc: str, unit: str) -> I
             last = now
             of = f"/{total} ({100 * done / total:.0f}%)" if total else ""
             print(f"{desc}: {done}{of} {unit}s, {done / (now - start):.1f} {unit}s/s", file=sys.stderr, flush=True)
+
+
+PLAIN_STATUS_S = 10.0  # without a terminal: at most one status line this often
+QUIET_HELP = "no status line (one a second on a terminal, one every 10 s in a log or pipe)"
+
+
+def status_printer(quiet: bool, stream: TextIO | None = None) -> Callable[[str], None] | None:
+    """Where a streaming command's status line goes: None with ``quiet``; every line on a terminal; else at most one
+    line every :data:`PLAIN_STATUS_S` seconds, so that a log file does not fill with a line a second."""
+    if quiet:
+        return None
+    out = stream or sys.stderr
+    if out.isatty():
+        return lambda line: print(line, file=out, flush=True)
+    last = -math.inf
+
+    def plain(line: str) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= PLAIN_STATUS_S:
+            last = now
+            print(line, file=out, flush=True)
+
+    return plain
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -38,7 +38,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgecodec import bitstream
-from edgecodec.cliutil import ArgumentParser, add_pipeline_arguments, non_negative, positive, sigterm_as_interrupt
+from edgecodec.cliutil import (
+    QUIET_HELP,
+    ArgumentParser,
+    add_pipeline_arguments,
+    non_negative,
+    positive,
+    sigterm_as_interrupt,
+    status_printer,
+)
 from edgecodec.codec import Codec
 from edgecodec.coding.gop import ReferenceStore
 from edgecodec.errors import (
@@ -377,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=positive(int), metavar="N", help="stop after N frames (all streams)")
     parser.add_argument("--timeout", type=positive(float), metavar="S", help="stop after S seconds without a packet")
     parser.add_argument("--stats", metavar="FILE", help="write one JSON record per frame (and a summary) here")
-    parser.add_argument("--quiet", action="store_true", help="no status line every second")
+    parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     parser.add_argument(
         "--max-pixels",
         type=positive(int),
@@ -459,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if live is not None:
             print(f"edgecodec receive: {live.describe()}", file=err, flush=True)
         meter = StreamMeter()
-        status = None if ns.quiet else (lambda line: print(line, file=err, flush=True))
+        status = status_printer(ns.quiet, err)
         with sigterm_as_interrupt():
             reason = receive_frames(transport, receiver, live.output(outputs) if live else outputs,
                                     log=live.tap(log) if live else log, meter=meter, status=status,

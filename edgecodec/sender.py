@@ -31,7 +31,7 @@ import numpy as np
 
 from edgecodec import bitstream
 from edgecodec.capture import CameraSource, Frame, FrameSource, add_source_arguments, source_from_args, wall_clock_us
-from edgecodec.cliutil import ArgumentParser, add_pipeline_arguments, sigterm_as_interrupt
+from edgecodec.cliutil import QUIET_HELP, ArgumentParser, add_pipeline_arguments, sigterm_as_interrupt, status_printer
 from edgecodec.codec import Codec, FrameCode
 from edgecodec.coding.gop import CodedFrame, InterEncoder
 from edgecodec.config import RateConfig, add_rate_arguments, load_rate_config
@@ -471,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="before the first frame, wait up to S seconds for a receiver to subscribe",
     )
-    parser.add_argument("--quiet", action="store_true", help="no status line every second")
+    parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     parser.add_argument(
         "--send-unchanged",
         action="store_true",
@@ -548,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report_handshakes(transport)
             print(f"edgecodec send: no receiver after {ns.wait_receiver:g} s; sending anyway", file=err, flush=True)
         meter = StreamMeter()
-        status = None if ns.quiet else (lambda line: print(line, file=err, flush=True))
+        status = status_printer(ns.quiet, err)
         with sigterm_as_interrupt():
             finished = stream_frames(source, sender, clock=clock, log=log, meter=meter,
                                      status=status, watch=None if offline else ReceiverWatch(transport),

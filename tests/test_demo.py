@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,11 +28,16 @@ def test_demo_with_no_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.chdir(tmp_path)
     assert cli_main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert f"edgecodec send: stream demo: {SAMPLE_FRAMES} frames" in out
-    assert f"wrote {SAMPLE_FRAMES} side-by-side frames to edgecodec-demo.mp4" in out
+    # paced at the clip's rate like a camera, so a loaded machine may drop a frame the encoder could not take: the
+    # frames sent and those dropped before encoding are every frame of the clip
+    sent = int(re.search(r"edgecodec send: stream demo: (\d+) frames", out).group(1))
+    behind = re.search(r"(\d+) of (\d+) captured frames dropped before encoding", out)
+    assert sent + (int(behind.group(1)) if behind else 0) == SAMPLE_FRAMES and sent >= SAMPLE_FRAMES * 0.8
+    wrote = re.search(r"wrote (\d+) side-by-side frames to edgecodec-demo.mp4", out)
+    assert wrote and int(wrote.group(1)) == sent
     with VideoSource(tmp_path / "edgecodec-demo.mp4") as video:
         frames = list(video)
-    assert len(frames) == SAMPLE_FRAMES and frames[0].size == (352 + 4 + 352, 288)
+    assert len(frames) == int(wrote.group(1)) and frames[0].size == (352 + 4 + 352, 288)
 
 
 def test_demo_stats_and_options(tmp_path: Path, capsys) -> None:

@@ -187,3 +187,30 @@ def test_the_no_gpu_note_names_the_backend_of_each_side() -> None:
     _, backend, note = streaming_defaults(None, "auto", "cpu", both_sides=True)
     assert backend == "onnx" and "backend onnx (encoder), onnx-int8 (decoders), the fastest" in note
     assert streaming_defaults("hqa5", "auto", "cpu") == ("hqa5", "onnx", None)
+
+
+def test_status_lines_in_a_log_come_every_ten_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A terminal gets every status line (one a second); a log or pipe at most one every 10 s; --quiet none."""
+    import io
+
+    from edgecodec import cliutil
+
+    clock = [100.0]
+    monkeypatch.setattr(cliutil.time, "monotonic", lambda: clock[0])
+    log = io.StringIO()
+    show = cliutil.status_printer(False, log)
+    for second in range(25):
+        clock[0] = 100.0 + second
+        show(f"t={second}")
+    assert log.getvalue().split() == ["t=0", "t=10", "t=20"]
+    assert cliutil.status_printer(True, log) is None
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Terminal()
+    show = cliutil.status_printer(False, tty)
+    for second in range(3):
+        show(f"t={second}")
+    assert tty.getvalue().split() == ["t=0", "t=1", "t=2"]

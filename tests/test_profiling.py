@@ -191,3 +191,14 @@ def test_one_side_alone(side: str, tmp_path: Path) -> None:
     run = json.loads(path.read_text())
     assert run["side"] == side and run["frames"] + run["dropped"] >= 6 and run["fps"] > 0
     assert ("entropy_encode" if side == "sender" else "entropy_decode") in run["stages"]
+
+
+def test_a_source_shorter_than_frames_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    """--frames beyond the end of a clip: the run measures what there is and says so in one line."""
+    clip = Path(__file__).resolve().parents[1] / "edgecodec" / "samples" / "foreman_352x288_75f.mp4"
+    status, _ = _profile("--video", str(clip), "--size", "64x48", "--frames", "80", "--backend", "torch",
+                         "--threads", "1", "--mode", "lockstep", "--no-x264")  # fmt: skip
+    assert status == 0
+    assert (
+        "the source ended after 73 of the 80 frames asked for (--frames); --loop repeats it" in capsys.readouterr().err
+    )

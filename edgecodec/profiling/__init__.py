@@ -239,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run = analyse(_measure(ns, backend, size, codecs), mode=ns.mode, backend=backend, ns=ns)
             if ns.x264:
                 run["x264"] = x264_baseline(ns, size, run)
+            _note_short(ns, run)
             print(format_run(run) + "\n", flush=True)
             runs.append(run)
     if len(runs) > 1:
@@ -250,6 +251,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.plot:
         write_plot(runs, ns.plot)
     return 0
+
+
+def _note_short(ns: argparse.Namespace, run: dict[str, Any]) -> None:
+    """Say so when the source ran out before ``--frames`` frames were measured (a short clip without ``--loop``)."""
+    made = run["frames"] + run.get("dropped", 0)
+    if made < ns.frames and not getattr(ns, "loop", False):
+        print(f"edgecodec profile: the source ended after {made} of the {ns.frames} frames asked for (--frames); "
+              "--loop repeats it", file=sys.stderr, flush=True)  # fmt: skip
 
 
 def _main_side(ns: argparse.Namespace) -> int:
@@ -265,6 +274,7 @@ def _main_side(ns: argparse.Namespace) -> int:
                 run = run_sender_only(ns, send_codec, size)
             else:
                 run = run_receiver_only(ns, send_codec, receive_codec, size)
+            _note_short(ns, run)
             print(format_side(run) + "\n", flush=True)
             runs.append(run)
     if ns.json:

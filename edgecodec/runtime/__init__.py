@@ -148,7 +148,8 @@ def streaming_defaults(
         chosen_model,
         chosen_backend,
         (
-            f"no GPU: model {chosen_model}, backend {what}, the fastest path on a CPU (--model and --backend choose others)"
+            f"no GPU: model {chosen_model}, backend {what}, the fastest path on a CPU "
+            "(--model and --backend choose others)"
         ),
     )
 
