@@ -7,11 +7,13 @@ Reading streams packet by packet, in chunks, so memory stays proportional to the
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import BinaryIO
 
 from . import bitstream
@@ -32,6 +34,7 @@ __all__ = [
     "ContainerReader",
     "ContainerWriter",
     "container_bytes",
+    "fps_fraction",
     "read_container",
     "write_container",
 ]
@@ -103,6 +106,15 @@ def _read_exact(f: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
+def fps_fraction(fps: float | None) -> tuple[int, int]:
+    """``(fps_num, fps_den)`` of a file header for a frame rate: the nearest fraction with a denominator up to 1001
+    (25 -> 25/1, 29.97 -> 30000/1001), ``(0, 1)`` (unknown) for None, a non-positive or a non-finite rate."""
+    if fps is None or not math.isfinite(fps) or fps <= 0:
+        return 0, 1
+    f = Fraction(fps).limit_denominator(1001)
+    return (f.numerator, f.denominator) if 0 < f.numerator < 1 << 32 else (0, 1)
+
+
 def _parse_header(f: BinaryIO) -> ContainerHeader:
     fixed = _read_exact(f, FILE_HEADER_SIZE)
     if not fixed:
@@ -139,13 +151,17 @@ def _parse_header(f: BinaryIO) -> ContainerHeader:
 class ContainerReader:
     """Reads an ``.ecz`` file packet by packet: ``with ContainerReader(path) as r: r.header; for p in r: ...``.
 
-    ``partial``: a file cut off at its end (a recording whose writer was killed, a copy stopped early) yields its
-    complete packets and then stops, with what was cut off in :attr:`cut` (else it raises
-    :class:`~edgecodec.errors.TruncatedError`). Damage anywhere else still raises."""
+    ``partial``: a file cut off at its end (a recording whose writer was killed, a copy stopped early), or followed
+    by bytes that are not a packet, yields its complete packets and then stops, with why in :attr:`cut` and
+    :attr:`trailing` (else it raises :class:`~edgecodec.errors.TruncatedError` or
+    :class:`~edgecodec.errors.TrailingDataError`). Damage anywhere else still raises. :attr:`packets` counts the
+    packets yielded."""
 
     def __init__(self, source: Source, *, partial: bool = False) -> None:
         self.partial = partial
         self.cut: str | None = None  # partial: why the file ended early
+        self.trailing = False  # partial: the file ended in bytes that are not a packet (rather than cut off)
+        self.packets = 0
         self._owned = not hasattr(source, "read")
         self._f: BinaryIO = open(source, "rb") if self._owned else source  # type: ignore[arg-type]
         try:
@@ -161,16 +177,17 @@ class ContainerReader:
         while True:
             try:
                 data = self._next_packet(count)
-            except TruncatedError as exc:
+            except (TruncatedError, TrailingDataError) as exc:
                 if not self.partial:
                     raise
-                self.cut = str(exc)
+                self.cut, self.trailing = str(exc), isinstance(exc, TrailingDataError)
                 return
             if data is None:
                 return
             packet, _ = bitstream.read_packet(data, known_fingerprints=self._known)
             packet = self._resolve(packet, count)
             count += 1
+            self.packets = count
             yield packet
 
     def _next_packet(self, count: int) -> bytes | None:
@@ -181,8 +198,10 @@ class ContainerReader:
             if expected and count < expected:
                 raise TruncatedError(f".ecz file ends after {count} of {expected} packets")
             return None
-        if head[:4] != bitstream.MAGIC[: len(head[:4])] or (expected and count == expected):
-            raise TrailingDataError(f"bytes that are not a packet follow packet {count} of the .ecz file")
+        if head[:4] != bitstream.MAGIC[: len(head[:4])]:
+            raise TrailingDataError(f"bytes that are not a packet after its {count} packets")
+        if expected and count == expected:
+            raise TrailingDataError(f"more data than the {expected} packets its header declares")
         if len(head) < bitstream.MIN_HEADER_SIZE:
             raise TruncatedError(f".ecz packet {count} header truncated at {len(head)} bytes")
         head += _read_exact(self._f, bitstream.header_size(head) - len(head))

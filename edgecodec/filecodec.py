@@ -25,7 +25,6 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +36,14 @@ from edgecodec.capture import IMAGE_SUFFIXES, FrameSource, ImageFolderSource, Vi
 from edgecodec.cliutil import ArgumentParser, non_negative, positive, progress
 from edgecodec.codec import Codec
 from edgecodec.coding.gop import InterEncoder, InterSettings, ReferenceStore
-from edgecodec.container import ContainerHeader, ContainerReader, ContainerWriter
+from edgecodec.container import ContainerHeader, ContainerReader, ContainerWriter, fps_fraction
 from edgecodec.errors import (
     BitstreamError,
     ConfigError,
     MissingReferenceError,
     SinkError,
     SourceError,
+    TrailingDataError,
     TruncatedError,
     UnknownModelError,
 )
@@ -121,13 +121,6 @@ def _atomic_output(path: Path) -> Iterator[Path]:
 def _progress(iterable: Any, total: int | None, desc: str) -> Any:
     """Progress on stderr: a bar on a terminal, else a line every few seconds (:func:`edgecodec.cliutil.progress`)."""
     return progress(iterable, total, f"edgecodec {desc}")
-
-
-def _fps_fraction(fps: float | None) -> tuple[int, int]:
-    if fps is None or not math.isfinite(fps) or fps <= 0:
-        return 0, 1
-    f = Fraction(fps).limit_denominator(1001)
-    return (f.numerator, f.denominator) if 0 < f.numerator < 1 << 32 else (0, 1)
 
 
 @functools.lru_cache(maxsize=2)
@@ -257,7 +250,7 @@ def main_encode(argv: Sequence[str] | None = None) -> int:
     codec.check_layer(args.layer)
     with open_input(src, size, args.frames) as source:
         is_video = not isinstance(source, _ImageSource)
-        fps_num, fps_den = _fps_fraction(args.fps if args.fps is not None else source.native_fps)
+        fps_num, fps_den = fps_fraction(args.fps if args.fps is not None else source.native_fps)
         header = ContainerHeader(codec.fingerprint, codec.model.name, 0 if is_video else 1, fps_num, fps_den)
         settings = InterSettings(not args.intra_only, args.keyframe_seconds, args.lam)
         retime = args.fps is not None  # --fps replaces the source's own times by index / fps
@@ -400,6 +393,9 @@ def main_decode(argv: Sequence[str] | None = None) -> int:
     src, dst = Path(args.input), Path(args.output)
     suffix = dst.suffix.lower()
     pattern = bool(_FRAME_PATTERN.search(dst.name))
+    if dst.is_dir():
+        raise SinkError(f"-o {args.output} is a directory; give a file in it (e.g. {dst / 'frame_%05d.png'} or "
+                        f"{dst / 'out.mp4'})")  # fmt: skip
     if suffix not in IMAGE_OUT_SUFFIXES | VIDEO_OUT_SUFFIXES or (pattern and suffix not in IMAGE_OUT_SUFFIXES):
         raise ConfigError(
             f"-o {args.output}: decode writes images ({', '.join(sorted(IMAGE_OUT_SUFFIXES))}) or "
@@ -424,7 +420,7 @@ def main_decode(argv: Sequence[str] | None = None) -> int:
             stats = _decode_images(codec, reader, dst)
         else:
             stats = _decode_one_image(codec, reader, dst, args.frame)
-        _warn_cut(reader, src, stats.frames)
+        _warn_cut(reader, src)
     print(
         f"{dst}: {stats.frames} frame{'s' * (stats.frames != 1)} {stats.size_text()} decoded with model "
         f"{codec.model.name} ({codec.fingerprint.hex()})"
@@ -443,7 +439,7 @@ def _decode_video(codec: Codec, reader: ContainerReader, dst: Path) -> RateStats
                     recorder.write(last, packet.timestamp_us)  # move forward follow at the header's rate)
                 stats.add(packet)
         if not stats.frames:
-            _warn_cut(reader, dst, 0)
+            _warn_cut(reader, dst)
             raise SourceError("the file holds no frames")
     decoder.note()
     return stats
@@ -476,7 +472,7 @@ def _decode_one_image(codec: Codec, reader: ContainerReader, dst: Path, frame: i
             wanted = packet, ids
         stats.add(packet)
     if not stats.frames:
-        _warn_cut(reader, dst, 0)
+        _warn_cut(reader, dst)
         raise SourceError("the file holds no frames")
     if wanted is None:
         raise ConfigError(f"--frame {frame}: the file holds frames 0..{stats.frames - 1}")
@@ -493,27 +489,32 @@ def _decode_one_image(codec: Codec, reader: ContainerReader, dst: Path, frame: i
     return stats
 
 
-def _warn_cut(reader: ContainerReader, path: Path, frames: int) -> None:
-    """One warning for a file cut off at its end; :class:`TruncatedError` when not one frame of it is complete."""
-    if reader.cut is not None and not frames:
-        raise TruncatedError(reader.cut)
-    if reader.cut is not None:
-        print(f"edgecodec: warning: {path} is cut off ({reader.cut}); its {frames} complete frames are used",
-              file=sys.stderr)  # fmt: skip
+def _warn_cut(reader: ContainerReader, path: Path) -> None:
+    """One warning for a file cut off at its end or followed by junk; the error itself when not one frame of it is
+    complete."""
+    if reader.cut is None:
+        return
+    if not reader.packets:
+        raise (TrailingDataError if reader.trailing else TruncatedError)(reader.cut)
+    n = reader.packets
+    what = f"ends in {reader.cut}" if reader.trailing else f"is cut off ({reader.cut})"
+    print(f"edgecodec: warning: {path} {what}; its {n} complete frame{'s' * (n != 1)} {'are' if n != 1 else 'is'} "
+          "used", file=sys.stderr)  # fmt: skip
 
 
 # ---- info ----------------------------------------------------------------------------------------------------------
 def file_info(path: str | Path) -> dict[str, Any]:
     """Everything ``edgecodec info`` reports about an ``.ecz`` file, as JSON-ready data. Reads every packet."""
     path = Path(path)
-    stats, grids, stamps = RateStats(), Counter(), []
+    stats, grids, stamps, versions = RateStats(), Counter(), [], Counter()
     with _naming(path), _open_reader(path) as reader:
         header = reader.header
         for packet in reader:
             stats.add(packet)
             grids[(packet.layer, packet.grid_w, packet.grid_h)] += 1
             stamps.append(packet.timestamp_us)
-        _warn_cut(reader, path, stats.frames)
+            versions[packet.version] += 1
+        _warn_cut(reader, path)
     held = find_model(header.fingerprint, header.model_name)
     bits = [8 * b for b in stats.packet_bytes]
     return {
@@ -526,6 +527,7 @@ def file_info(path: str | Path) -> dict[str, Any]:
             "path": str(held) if held else None,
         },
         "frames": stats.frames,
+        "packet_formats": {str(v): n for v, n in sorted(versions.items())},
         "fps": header.fps,
         "fps_fraction": [header.fps_num, header.fps_den] if header.fps_num else None,
         "timestamps_us": {"first": stamps[0], "last": stamps[-1]} if stamps else None,
@@ -562,11 +564,13 @@ def _format_info(info: dict[str, Any]) -> str:
         for kind, t in info["frame_types"].items()
     )
     kbps = f"{info['kbps']:.1f} at {info['fps']:.4g} fps" if info["kbps"] is not None else "- (no frame rate)"
+    formats = ", ".join(f"version {v}: {n} packet{'s' * (n != 1)}" for v, n in info["packet_formats"].items())
     total = f"{info['bytes']} bytes ({info['packet_bytes']} in packets, {info['payload_bytes']} of them payload)"
     rows = [
         ("file", f"{info['file']}, {total}"),
         ("model", f"{model['name']}, fingerprint {model['fingerprint']}, {held}"),
         ("frames", str(info["frames"])),
+        ("format", f"{formats or '-'} (docs/bitstream.md)"),
         ("frame rate", fps),
         ("timestamps", _timestamps_text(info["timestamps_us"])),
         ("frame size", size or "-"),

@@ -479,6 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         outputs.close()
         paths = outputs.paths()
     print(format_summary(result, receiver.timer, paths), flush=True)
+    if ns.record and not paths:
+        print(f"edgecodec receive: no frame arrived, so {ns.record} was not written", file=err, flush=True)
     if reason == "interrupted":
         return 130
     if receiver.arrived and not result["received"] and not result["held"]:

@@ -35,7 +35,7 @@ from edgecodec.cliutil import QUIET_HELP, ArgumentParser, add_pipeline_arguments
 from edgecodec.codec import Codec, FrameCode
 from edgecodec.coding.gop import CodedFrame, InterEncoder
 from edgecodec.config import RateConfig, add_rate_arguments, load_rate_config
-from edgecodec.container import ContainerHeader, ContainerWriter
+from edgecodec.container import ContainerHeader, ContainerWriter, fps_fraction
 from edgecodec.errors import ConfigError, SinkError
 from edgecodec.paths import check_output_file
 from edgecodec.pipeline import send_pipelined
@@ -485,7 +485,7 @@ def _open_save(path: str | None, codec: Codec, fps: float | None) -> ContainerWr
     if path is None:
         return None
     check_output_file(path, {".ecz"}, "--save")
-    num, den = (round(fps * 1000), 1000) if fps else (0, 1)
+    num, den = fps_fraction(fps)
     header = ContainerHeader(codec.fingerprint, codec.model.name, 0, num, den)
     try:
         return ContainerWriter(Path(path), header)

@@ -81,7 +81,7 @@ def normalise_endpoint(endpoint: str, *, bind: bool | None = None) -> str:
     """
     text = endpoint.strip()
     if text.lstrip("+-").isdigit() and not text.isdigit():  # a bare port with a sign: -1, +5555
-        raise TransportError(f"bad endpoint {endpoint!r}: port {text!r} is not a number in 1..65535")
+        raise TransportError(f"bad endpoint {endpoint!r}: port {text!r} must be a number in 1..65535")
     if text.isdigit():
         text = f"tcp://{'*' if bind else '127.0.0.1'}:{text}"
     elif "://" not in text:
@@ -97,8 +97,10 @@ def normalise_endpoint(endpoint: str, *, bind: bool | None = None) -> str:
 
 def _check_tcp(endpoint: str, rest: str, bind: bool | None, expected: str) -> None:
     host, colon, port = rest.rpartition(":")
-    if not colon or not host:
+    if not colon:
         raise TransportError(f"bad endpoint {endpoint!r}: no port; {expected}")
+    if not host:
+        raise TransportError(f"bad endpoint {endpoint!r}: no host before the port; {expected}")
     if host.startswith("[") != host.endswith("]") or (":" in host and not host.startswith("[")):
         raise TransportError(f"bad endpoint {endpoint!r}: write an IPv6 address in brackets, tcp://[::1]:5555")
     if port == "*":
@@ -106,7 +108,7 @@ def _check_tcp(endpoint: str, rest: str, bind: bool | None, expected: str) -> No
             raise TransportError(f"bad endpoint {endpoint!r}: a port of * only makes sense with --bind")
         return
     if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise TransportError(f"bad endpoint {endpoint!r}: port {port!r} is not a number in 1..65535")
+        raise TransportError(f"bad endpoint {endpoint!r}: port {port!r} must be a number in 1..65535")
     if bind is False and host != "*":
         _check_resolves(endpoint, host.strip("[]"), int(port))
     elif bind is False:

@@ -16,7 +16,7 @@ from edgecodec.capture import VideoSource
 from edgecodec.codec import Codec
 from edgecodec.container import container_bytes, read_container
 from edgecodec.data import read_rgb
-from edgecodec.errors import TruncatedError
+from edgecodec.errors import TrailingDataError, TruncatedError
 from edgecodec.filecodec import FrameDecoder, file_info, main_decode, main_encode, main_info
 
 DATA = SHARED_DATA
@@ -197,8 +197,6 @@ DAMAGE = {
     "empty": lambda b: b"",
     "not an ecz": lambda b: b"\x89PNG\r\n\x1a\n" + b[8:],
     "header only": lambda b: b[:40],
-    "trailing garbage": lambda b: b + b"garbage",
-    "extra packets": lambda b: b + b[36:],
     "flipped payload byte": lambda b: b[:-5] + bytes([b[-5] ^ 0x10]) + b[-4:],
     "flipped layer byte": lambda b: b[: 36 + 6] + bytes([b[36 + 6] ^ 1]) + b[36 + 7 :],
 }
@@ -228,6 +226,41 @@ def test_a_file_cut_off_at_its_end_gives_its_complete_frames(
     assert cli.main(["info", str(cut)]) == 0
     with pytest.raises(TruncatedError):  # the library's whole-file reader still refuses it
         read_container(cut)
+
+
+@pytest.mark.parametrize(
+    ("junk", "message"),
+    [(b"garbage", "bytes that are not a packet after its {n} packets"),
+     (None, "more data than the {n} packets its header declares")],
+)  # fmt: skip
+def test_a_file_followed_by_junk_gives_its_frames_with_a_warning(
+    folder_ecz: Path, capsys: pytest.CaptureFixture[str], junk: bytes | None, message: str
+) -> None:
+    """Bytes after the last packet (or packets beyond the count the header declares): every frame is decoded, with
+    one warning that says what follows; the library's whole-file reader still refuses the file."""
+    data = folder_ecz.read_bytes()
+    n = len(read_container(folder_ecz)[1])
+    bad = folder_ecz.with_name("junk.ecz")
+    bad.write_bytes(data + (junk if junk is not None else data[36:]))
+    capsys.readouterr()
+    assert cli.main(["decode", str(bad), "-o", str(bad.with_name("junk_%03d.png"))]) == 0
+    err = capsys.readouterr().err
+    assert f"ends in {message.format(n=n)}; its {n} complete frames are used" in err
+    assert len(list(bad.parent.glob("junk_*.png"))) == n
+    with pytest.raises(TrailingDataError):
+        read_container(bad)
+
+
+def test_a_single_image_from_a_cut_file_names_every_complete_frame(
+    folder_ecz: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """decode -o ONE.png of a cut file: the warning counts the file's complete frames, not the one image written."""
+    whole = len(read_container(folder_ecz)[1])
+    cut = folder_ecz.with_name("cut1.ecz")
+    cut.write_bytes(folder_ecz.read_bytes()[:-10])
+    capsys.readouterr()
+    assert cli.main(["decode", str(cut), "-o", str(cut.with_suffix(".png"))]) == 0
+    assert f"its {whole - 1} complete frames are used" in capsys.readouterr().err
 
 
 def test_foreign_fingerprint(codec: Codec, folder_ecz: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -290,3 +323,18 @@ def test_bad_arguments(folder_ecz: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert "one %d" in run_cli(capsys, "decode", folder_ecz, "-o", tmp_path / "%s%d.png")
     assert "not an .ecz file" in run_cli(capsys, "decode", image, "-o", tmp_path / "x.png")
     assert not list(tmp_path.glob("x.*"))
+
+
+def test_info_names_the_packet_format_versions(capsys: pytest.CaptureFixture[str]) -> None:
+    """After a format bump, info tells old files from new ones (the golden streams of versions 1, 2 and 3)."""
+    expected = Path(__file__).parent / "expected"
+    for name, line in (("golden_v1.ecz", "version 1: 3 packets"), ("golden_v2.ecz", "version 2: 6 packets"),
+                       ("golden.ecz", "version 3: 6 packets")):  # fmt: skip
+        assert main_info([str(expected / name)]) == 0
+        assert f"format      {line} (docs/bitstream.md)" in capsys.readouterr().out
+    assert file_info(expected / "golden.ecz")["packet_formats"] == {"3": 6}
+
+
+def test_decode_to_a_folder_says_it_is_a_folder(folder_ecz: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = run_cli(capsys, "decode", folder_ecz, "-o", folder_ecz.parent)
+    assert "is a directory; give a file in it" in line and "frame_%05d.png" in line

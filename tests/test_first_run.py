@@ -21,16 +21,17 @@ from edgecodec.transport import normalise_endpoint
 @pytest.mark.parametrize(
     ("endpoint", "bind", "message"),
     [
-        ("tcp://127.0.0.1:99999", False, "port '99999' is not a number in 1..65535"),
-        ("tcp://127.0.0.1:0", True, "port '0' is not a number"),
+        ("tcp://127.0.0.1:99999", False, "port '99999' must be a number in 1..65535"),
+        ("tcp://127.0.0.1:0", True, "port '0' must be a number"),
         ("tcp://no-such-host.invalid:5555", False, "host 'no-such-host.invalid' does not resolve"),
         ("tcp://*:5555", False, "\\* is for --bind"),
         ("tcp://127.0.0.1:*", False, "only makes sense with --bind"),
         ("tcp://::1:5555", True, "IPv6 address in brackets"),
         ("tcp://host", True, "no port"),
         ("5555x", True, "no port"),
-        ("-1", True, "port '-1' is not a number in 1..65535"),
-        ("+5555", False, "port '\\+5555' is not a number"),
+        ("-1", True, "port '-1' must be a number in 1..65535"),
+        (":5555", False, "no host before the port"),
+        ("+5555", False, "port '\\+5555' must be a number"),
         ("tcp://no-such-host.invalid:5555", False, "check the host name or address$"),
         ("udp://1.2.3.4:5", True, "expected tcp://HOST:PORT"),
     ],
@@ -103,7 +104,7 @@ def test_a_file_saved_from_a_video_keeps_the_videos_times(tmp_path: Path, capsys
     assert cli(["send", "--video", str(clip), "--frames", "6", "--save", str(out), "--quiet", "--intra-only"]) == 0
     capsys.readouterr()
     header, packets = read_container(out)
-    assert len(packets) == 6 and (header.fps_num, header.fps_den) == (25000, 1000)
+    assert len(packets) == 6 and (header.fps_num, header.fps_den) == (25, 1)
     steps = {b.timestamp_us - a.timestamp_us for a, b in zip(packets, packets[1:], strict=False)}
     assert steps == {40_000}
 
@@ -214,3 +215,11 @@ def test_status_lines_in_a_log_come_every_ten_seconds(monkeypatch: pytest.Monkey
     for second in range(3):
         show(f"t={second}")
     assert tty.getvalue().split() == ["t=0", "t=1", "t=2"]
+
+
+def test_a_recording_that_got_no_frame_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "nothing.mp4"
+    status = cli(["receive", "--bind", "tcp://127.0.0.1:*", "--record", str(out), "--timeout", "0.5", "--quiet",
+                  "--model", "hqa5-cpu", "--backend", "torch"])  # fmt: skip
+    assert status == 0 and not out.exists()
+    assert f"no frame arrived, so {out} was not written" in capsys.readouterr().err

@@ -332,7 +332,7 @@ def test_hostile_packets_are_counted_not_fatal() -> None:
         (["send", "--synthetic", "--kbps", "-5"], "--kbps must be >= 0"),
         (["send", "--synthetic", "--connect", "bogus://x"], "bad endpoint"),
         (["send", "--synthetic", "--stream", "no spaces"], "stream id"),
-        (["receive", "--bind", "tcp://nowhere:abc", "--headless"], "port 'abc' is not a number"),
+        (["receive", "--bind", "tcp://nowhere:abc", "--headless"], "port 'abc' must be a number"),
         (["receive", "--bind", "tcp://nowhere.invalid:5555", "--headless"], "cannot bind"),
         (["receive", "--headless", "--curve-keys", "no-such-dir"], "CURVE key"),
         (["receive", "--record", "no/such/folder/out.mp4"], "does not exist"),

@@ -58,8 +58,9 @@ and warmed up) to its exit (``/proc/PID/stat`` at the start line, ``os.wait4`` a
 ``--backend`` and ``--size`` take lists; every combination is one run. ``--json`` then holds ``{"runs": [run, ...]}``
 instead of a single run object; a run object is::
 
-    {"mode", "backend" (asked for), "backend_used", "model", "rate_config", "source", "size": [W, H], "frames",
-     "warmup", "threads", "dropped", "stages": {stage: {"p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms"}},
+    {"mode", "backend" (asked for), "backend_used" (the encoder's), "backend_decoders", "model", "rate_config",
+     "source", "size": [W, H], "frames", "warmup",
+     "threads", "dropped", "stages": {stage: {"p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms"}},
      "glass_to_glass": {...same keys}, "fps", "cpu": {"wall_s", "cores", "processes": {name: {"cpu_s", "percent"}},
      "percent"}, "stage_sum": {"timed_stages", "p50_sum_ms", "glass_to_glass_p50_ms", "gap_ms", "mean_timed_ms",
      "mean_receive_ms", "mean_untimed_ms", "mean_glass_to_glass_ms"}, "layers": {layer: frames}, "bits_mean",
@@ -218,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check_args(ns)
     if ns.mode == "inprocess":
         ns.mode = "lockstep"
-    model, _, note = streaming_defaults(ns.model, "auto", ns.device, decode_only=ns.only == "receiver",
+    asked = ns.backend[0] if len(ns.backend) == 1 else "auto"  # the note names what a single --backend gives
+    model, _, note = streaming_defaults(ns.model, asked, ns.device, decode_only=ns.only == "receiver",
                                         both_sides=not ns.only)  # fmt: skip
     if note and ns.model is None:
         print(f"edgecodec profile: {note}", file=sys.stderr, flush=True)

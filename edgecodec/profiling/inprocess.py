@@ -122,7 +122,8 @@ def run_inprocess(ns: argparse.Namespace, codec: Any, size: Size | None, receive
             raise KeyboardInterrupt
         receive_sent()
         cpu = clock.stop()
-    return Measured(sent_log.records, got_log.records, cpu, codec.backend.name, source.name)
+    return Measured(sent_log.records, got_log.records, cpu, codec.backend.name, source.name,
+                    (receive_codec or codec).backend.name)  # fmt: skip
 
 
 @contextmanager

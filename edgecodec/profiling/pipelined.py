@@ -74,7 +74,8 @@ def run_pipelined(ns: argparse.Namespace, send_codec: Any, receive_codec: Any, s
         if not finished:
             raise KeyboardInterrupt
     cpu["dropped_capture"] = sender.frames_dropped
-    return Measured(sent_log.records, got_log.records, cpu, send_codec.backend.name, source.name)
+    return Measured(sent_log.records, got_log.records, cpu, send_codec.backend.name, source.name,
+                    receive_codec.backend.name)  # fmt: skip
 
 
 def _subscribe(tx: Any, rx: Any) -> None:

@@ -74,6 +74,7 @@ class Measured:
     cpu: dict[str, Any]
     backend_used: str
     source: str
+    decoder_backend: str | None = None  # the receiver's, where it differs from the sender's
 
 
 def analyse(m: Measured, *, mode: str, backend: str, ns: argparse.Namespace) -> dict[str, Any]:
@@ -100,7 +101,8 @@ def analyse(m: Measured, *, mode: str, backend: str, ns: argparse.Namespace) -> 
         layers[str(row["layer"])] = layers.get(str(row["layer"]), 0) + 1
     h, w = m.got[0]["size"]
     return {
-        "mode": mode, "backend": backend, "backend_used": m.backend_used, "model": ns.model,
+        "mode": mode, "backend": backend, "backend_used": m.backend_used,
+        "backend_decoders": m.decoder_backend or m.backend_used, "model": ns.model,
         "rate_config": ns.rate_config, "source": m.source, "size": [w, h], "frames": n, "warmup": ns.warmup,
         "threads": ns.threads, "dropped": len(measured) - n, "stages": stage_stats, "glass_to_glass": g2g_stats,
         "fps": round(fps, 3), "cpu": m.cpu,

@@ -52,6 +52,9 @@ def _size_text(size: list[int]) -> str:
 def format_run(run: dict[str, Any]) -> str:
     """The table of one run, with the stage sum against glass-to-glass."""
     used = run["backend"] if run["backend_used"] == run["backend"] else f"{run['backend']} -> {run['backend_used']}"
+    decoders = run.get("backend_decoders", run["backend_used"])
+    if decoders != run["backend_used"]:
+        used += f" (encoder), {decoders} (decoders)"
     head = f"{'stage':<16} {'mean':>8} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}  (ms)"
     lines = [
         f"edgecodec profile: {run['mode']}, backend {used}, {run['source']} at {_size_text(run['size'])}, "
