@@ -342,7 +342,8 @@ def format_summary(s: dict[str, Any], timer: StageTimer, paths: list[str]) -> st
     ]
     for name, st in s["streams"].items():
         lines.append(
-            f"  stream {name}: {st['received']} frames shown ({st['keyframes']} I, {st['inter']} P), "
+            f"  stream {name}: {st['received']} frames shown, {st['keyframes'] + st['inter']} entropy-decoded "
+            f"({st['keyframes']} I, {st['inter']} P), "
             f"{st['held']} held ({st['gaps']} missing, {st['unsent']} of them not sent), {st['skipped']} skipped, "
             f"{st['sessions']} session(s), "
             f"{st['bad']} bad, {st['rivals']} from a rival sender"

@@ -437,7 +437,7 @@ def format_summary(s: dict[str, Any], timer: StageTimer) -> str:
         f"{s['kbps']:.1f} kbps sent{media}",
         f"  rate {s['rate_config']} ({budget}): layers {layers}, {s['switches']} switches, "
         f"{s['over_budget']} over budget",
-        (f"  sent {s['sent']}, dropped {s['dropped']} (no receiver {s['dropped_no_receiver']}, "
+        (f"  sent {s['sent']}, dropped {s['dropped']} after encoding (no receiver {s['dropped_no_receiver']}, "
          f"queue full {s['dropped_queue_full']}); capture to queued p50/p99 {lat}") if s.get("network", True)
         else f"  saved {s['sent']} packets (no network); capture to saved p50/p99 {lat}",
         *([f"  {s['dropped_encoder_behind']} of {s['captured']} captured frames dropped before encoding: the "

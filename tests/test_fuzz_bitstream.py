@@ -104,6 +104,9 @@ def inter_prior() -> InterPrior:
 
 
 CONTEXT_PRIORS = [context_prior(1), context_prior(2)]
+# format version 3 codes keyframes in bands, decoded side by side: bands of 2 rows (a 5-row grid has three, the last
+# of one row) and of 16 (most fuzzed grids have one or two)
+CONTEXT_PRIORS += [p.with_band_rows(rows) for p in CONTEXT_PRIORS for rows in (2, 16)]
 CONTEXT_PAYLOADS = [encode_ids(np.kron(np.arange(6).reshape(2, 3), np.ones((3, 3), np.int64))[:5, :7], p)
                     for p in CONTEXT_PRIORS]  # fmt: skip
 INTER_PRIOR = inter_prior()
