@@ -342,7 +342,8 @@ class ContextPrior:
         return prior
 
     def __repr__(self) -> str:
-        return f"ContextPrior(num_ids={self.num_ids}, period={self.period}, new_weight={self.new_weight})"
+        return (f"ContextPrior(num_ids={self.num_ids}, period={self.period}, new_weight={self.new_weight}, "
+                f"band_rows={self.band_rows})")  # fmt: skip
 
     def with_band_rows(self, band_rows: int | None) -> ContextPrior:
         """This prior coding grids in bands of ``band_rows`` rows (an even number; ``None``: the whole grid as one
@@ -390,9 +391,9 @@ class ContextPrior:
                      freqs, totals)  # fmt: skip
 
     def _new_freqs(self, symbols: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The NEW tables of each row and class: ``(h, p, K)`` int64 ``freqs`` (base + weight x that class's NEW ids
-        in the rows above: rows ``y - p``, ``y - 2p``, ...) and their ``(h, p)`` int64 sums. ``symbols``: the NEW ids
-        in decode order; ``counts``: ``(h, p)`` of them per row and class."""
+        """The NEW tables of each step and class: ``(s, p, K)`` int64 ``freqs`` (base + weight x that class's NEW ids
+        in the steps before: ``y - p``, ``y - 2p``, ...) and their ``(s, p)`` int64 sums. ``symbols``: the NEW ids in
+        decode order; ``counts``: ``(s, p)`` of them per step (a row of every band) and class."""
         h, p, k = counts.shape[0], self.period, self.num_ids
         q = -(-h // p)  # row y is (y // p, y % p) below: the rows of one class follow each other along axis 0
         group = np.repeat(np.arange(h * p), counts.ravel())
