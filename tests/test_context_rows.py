@@ -310,3 +310,25 @@ PINNED_V3 = [  # the same grids coded in bands of 16 rows
     "f6021ff0a6ec2834", "30656d2f51944d96", "0418f3257eba2ad7", "84c85a98ed07b9b6",
     "8aa44ddb572ab644", "4b5b1e6fc9fb67ea", "5aefebdc766fdce4", "8fadd361e6f3e24c",
 ]  # fmt: skip
+
+
+def test_codec_decodes_each_packet_with_the_coding_of_its_version():
+    """A keyframe written by a format-2 sender (whole-grid context coding) still decodes on a format-3 codec, which
+    codes in bands; the version byte, not the codec, decides how the payload is read."""
+    from dataclasses import replace
+
+    from edgecodec import bitstream
+    from edgecodec.capture import SyntheticSource
+    from edgecodec.codec import Codec
+
+    codec = Codec("hqa5-cpu")
+    code = codec.encode(SyntheticSource((128, 96)).read().rgb)
+    ids = code.ids[0]  # 48 x 64: three bands in format 3
+    assert ids.shape[0] > 2 * INTRA_BAND_ROWS
+    old_payload = encode_ids(ids, codec._intra_prior(1, 2))
+    assert old_payload != codec.code_ids(ids, 1)
+    new = codec.parse(codec.packet(code, 1))
+    old = codec.parse(bitstream.encode_packet(replace(new, payload=old_payload, version=2)))
+    assert (new.version, old.version) == (3, 2)
+    np.testing.assert_array_equal(codec.packet_ids(new), ids)
+    np.testing.assert_array_equal(codec.packet_ids(old), ids)
